@@ -1,0 +1,154 @@
+"""The library behind the CLI: plan, run, read results. ``cli.py`` only parses and prints."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import ConfigError, RunnerUnavailable
+from edgebench.harness.device import fingerprint
+from edgebench.harness.isolate import run_isolated
+from edgebench.harness.measure import RunContext, record_for
+from edgebench.harness.prompt import prompt_ids
+from edgebench.models.registry import resolve_model
+from edgebench.results.schema import RunRecord
+from edgebench.results.store import VIEW, Store
+from edgebench.suites.expand import PlannedRun, expand
+from edgebench.suites.spec import Suite, load_suite
+
+DEFAULT_SUITE = "smoke"
+
+
+def make_suite(suite: str | None = None, **overrides: Any) -> Suite:
+    """Load a suite (default: the built-in ``smoke``) and apply axis overrides."""
+    return load_suite(suite or DEFAULT_SUITE).override(**overrides)
+
+
+def plan(suite: Suite, cache: Path) -> list[PlannedRun]:
+    """Expand a suite into planned runs, resolving its models (no runtime is loaded)."""
+    return expand(suite, lambda name: resolve_model(name, cache))
+
+
+def new_session_id() -> str:
+    """Sortable and unique: UTC time plus random hex."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class RunOutcome:
+    """What a sweep did: its rows, the file holding them, and runs skipped by ``--resume``."""
+
+    session_id: str
+    path: Path | None
+    rows: list[RunRecord] = field(default_factory=list)
+    resumed: list[PlannedRun] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(r.status for r in self.rows)
+
+
+#: Progress callback: (event, run, row or None). Events: "start", "done", "resumed".
+Progress = Callable[[str, PlannedRun, RunRecord | None], None]
+
+
+def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
+              progress: Progress | None = None,
+              runs: list[PlannedRun] | None = None) -> RunOutcome:
+    """Run every planned run of ``suite``, each in its own process, appending rows to ``store``.
+
+    The session's Parquet file is rewritten (atomically) after every run, so a crash or Ctrl-C
+    loses nothing that finished. A KeyboardInterrupt stops the sweep and returns with
+    ``interrupted`` set.
+    """
+    store.check()  # refuse a store of another schema before spending any time
+    runs = plan(suite, cache) if runs is None else runs
+    ctx = RunContext(new_session_id(), fingerprint())
+    done = store.ok_run_keys(ctx.fingerprint.machine_id) if resume else set()
+    out = RunOutcome(ctx.session_id, None)
+    notify = progress or (lambda *_: None)
+    prompts: dict[tuple[str, int], list[int] | RunnerUnavailable] = {}
+    try:
+        for run in runs:
+            if run.skip_reason is None and run.run_key in done:
+                out.resumed.append(run)
+                notify("resumed", run, None)
+                continue
+            notify("start", run, None)
+            row = _one(run, ctx, cache, prompts)
+            out.rows.append(row)
+            out.path = store.write_session(ctx.session_id, out.rows)
+            notify("done", run, row)
+    except KeyboardInterrupt:
+        out.interrupted = True
+    return out
+
+
+def _one(run: PlannedRun, ctx: RunContext, cache: Path,
+         prompts: dict[tuple[str, int], list[int] | RunnerUnavailable]) -> RunRecord:
+    if run.skip_reason is not None:
+        return record_for(run, ctx, "skipped", run.skip_reason)
+    key = (run.artifact.sha256, run.prompt_tokens)
+    if key not in prompts:
+        try:
+            prompts[key] = prompt_ids(run.model_sha256, run.artifact.path, run.prompt_tokens,
+                                      cache)
+        except RunnerUnavailable as e:
+            prompts[key] = e
+    ids = prompts[key]
+    if isinstance(ids, RunnerUnavailable):
+        return record_for(run, ctx, "unavailable", f"cannot tokenize the prompt: {ids}")
+    return run_isolated(replace(run, prompt_ids=tuple(ids)), ctx)
+
+
+#: Columns `edgebench results` shows by default, in order.
+RESULT_COLUMNS = (
+    "model", "framework", "precision", "device", "threads", "prompt_tokens", "new_tokens",
+    "status", "ttft_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_cv", "load_s",
+    "peak_rss_mb", "framework_version", "started_at", "message",
+)
+FILTERS = ("model", "framework", "precision", "device", "status", "session_id", "suite")
+
+
+def results(store: Store, *, latest: bool = True, filters: dict[str, str] | None = None,
+            columns: tuple[str, ...] = RESULT_COLUMNS, limit: int | None = None):
+    """Rows of the store as a DataFrame: the latest per run_key and machine unless ``latest`` is
+    False, filtered by exact column values."""
+    con = store.connect()
+    where, params = [], []
+    for col, value in (filters or {}).items():
+        if value is not None:
+            where.append(f"{col} = ?")
+            params.append(value)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    source = VIEW
+    if latest:
+        source = (f"(SELECT * FROM {VIEW} {clause} QUALIFY row_number() OVER "
+                  "(PARTITION BY run_key, machine_id ORDER BY started_at DESC) = 1)")
+        clause = ""
+    cols = ", ".join(columns)
+    query = f"SELECT {cols} FROM {source} {clause} ORDER BY started_at, model, framework, precision"
+    if limit:
+        query += f" LIMIT {int(limit)}"
+    return con.execute(query, params).df()
+
+
+def sql(store: Store, query: str):
+    """Run any SQL over the ``runs`` view; returns a DataFrame.
+
+    Raises:
+        ConfigError: the query does not parse or does not bind (DuckDB's own message).
+    """
+    import duckdb
+
+    con = store.connect()
+    try:
+        return con.execute(query).df()
+    except duckdb.Error as e:
+        raise ConfigError(f"SQL error: {str(e).splitlines()[0]}") from e

@@ -1,0 +1,237 @@
+"""The command line: a thin layer over ``edgebench.api``.
+
+The only place where an EdgebenchError becomes a one-line message and an exit code
+(2 for bad input, 1 for a failed run or gate, 130 for Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from edgebench import __version__, api
+from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.locations import cache_dir as cache_dir_path
+from edgebench.locations import store_dir
+from edgebench.output import FORMATS, render
+
+_OVERRIDES = (
+    ("--model", "models", str, "Model name or path (GGUF file or folder); repeatable."),
+    ("--framework", "frameworks", str, "Runtime, e.g. llama-cpp; repeatable."),
+    ("--precision", "precisions", str, "Precision, e.g. q4_k_m; repeatable."),
+    ("--device", "devices", str, "Device, e.g. cpu, cuda; repeatable."),
+    ("--prompt-tokens", "prompt_tokens", int, "Prompt length in tokens; repeatable."),
+    ("--new-tokens", "new_tokens", int, "Tokens to generate; repeatable."),
+    ("--threads", "threads", str, "CPU threads (a number or 'auto'); repeatable."),
+)
+
+
+def sweep_options(f):
+    """The suite and the flags that override its axes (shared by ``run`` and ``plan``)."""
+    f = click.option("--warmup", type=int, help="Warm-up generations, discarded.")(f)
+    f = click.option("--repetitions", type=int, help="Timed repetitions per run.")(f)
+    for flag, dest, typ, text in reversed(_OVERRIDES):
+        f = click.option(flag, dest, type=typ, multiple=True, help=text)(f)
+    f = click.option("--cache-dir", type=click.Path(file_okay=False),
+                     help="Cache for models and artifacts (default: $EDGEBENCH_CACHE, "
+                          "else the user cache dir).")(f)
+    return click.argument("suite", required=False)(f)
+
+
+def store_option(f):
+    return click.option("--store", "store", type=click.Path(file_okay=False),
+                        help="Results folder (default: $EDGEBENCH_STORE, else "
+                             "./edgebench-results).")(f)
+
+
+def format_option(f):
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                        show_default=True, help="Output format.")(f)
+
+
+def _suite(suite, kw):
+    axes = {dest: kw.pop(dest) or None for _, dest, _, _ in _OVERRIDES}
+    if axes["threads"]:
+        axes["threads"] = tuple(t if t == "auto" else _int(t, "--threads") for t in axes["threads"])
+    return api.make_suite(suite, **axes, repetitions=kw.pop("repetitions"),
+                          warmup=kw.pop("warmup"))
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{flag} takes a number or 'auto', got {text!r}") from None
+
+
+def _emit(text: str | None) -> None:
+    if text is not None:
+        click.echo(text)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgebench")
+def cli() -> None:
+    """Benchmark on-device LLM runtimes under one measurement definition.
+
+    Runs sweeps of model x framework x precision x device, stores every run as a row
+    (Parquet, read with DuckDB) and shows the results.
+    """
+
+
+@cli.command()
+@sweep_options
+@store_option
+@click.option("--resume", is_flag=True, help="Skip runs that already have an ok row here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@format_option
+def run(suite, store, resume, quiet, fmt, cache_dir, **kw):
+    """Run a suite (default: the built-in 'smoke' suite on Gemma 3 270M).
+
+    SUITE is a built-in suite name or a YAML file. The flags replace the suite's axes, so a
+    one-off run needs no YAML: edgebench run --model my.gguf --new-tokens 32
+    """
+    from rich.console import Console
+
+    from edgebench.progress import SweepProgress
+    from edgebench.results.store import Store
+
+    spec = _suite(suite, kw)
+    cache, st = cache_dir_path(cache_dir), Store(store_dir(store))
+    runs = api.plan(spec, cache)
+    err = Console(stderr=True)
+    with SweepProgress(len(runs), err, enabled=not quiet and err.is_terminal) as prog:
+        out = api.run_suite(spec, st, cache, resume=resume, progress=prog.update, runs=runs)
+    if out.rows:
+        df = api.results(st, latest=False, filters={"session_id": out.session_id})
+        _emit(render(df, fmt, title=f"edgebench {spec.name}: session {out.session_id}"))
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(out.counts.items())) or "no runs"
+    if out.resumed:
+        counts += f", {len(out.resumed)} already done (--resume)"
+    where = f" -> {out.path}" if out.path else ""
+    click.echo(f"{counts}{where}", err=True)
+    if out.interrupted:
+        click.echo("interrupted: finished rows are kept", err=True)
+        sys.exit(130)
+    if out.counts.get("error") or out.counts.get("timeout"):
+        sys.exit(1)
+
+
+@cli.command()
+@sweep_options
+@format_option
+def plan(suite, fmt, cache_dir, **kw):
+    """Print the runs a suite expands to, without running them."""
+    import pandas as pd
+
+    spec = _suite(suite, kw)
+    runs = api.plan(spec, cache_dir_path(cache_dir))
+    df = pd.DataFrame([{
+        "run_key": r.run_key, "model": r.model, "framework": r.framework,
+        "precision": r.precision, "device": r.device, "threads": r.threads,
+        "prompt_tokens": r.prompt_tokens, "new_tokens": r.new_tokens,
+        "repetitions": r.repetitions, "warmup": r.warmup,
+        "status": "skipped" if r.skip_reason else "planned", "reason": r.skip_reason or "",
+    } for r in runs])
+    _emit(render(df, fmt, title=f"{spec.name}: {len(runs)} runs"))
+
+
+@cli.command()
+@store_option
+@format_option
+@click.option("--all", "all_rows", is_flag=True, help="Every row, not only the latest per run.")
+@click.option("--limit", type=int, help="At most this many rows.")
+@click.option("--model")
+@click.option("--framework")
+@click.option("--precision")
+@click.option("--device")
+@click.option("--status")
+@click.option("--suite")
+@click.option("--session", "session_id", help="Only rows of this session id.")
+def results(store, fmt, all_rows, limit, **filters):
+    """Show stored runs (latest per run and machine unless --all)."""
+    from edgebench.results.store import Store
+
+    st = Store(store_dir(store))
+    df = api.results(st, latest=not all_rows, filters=filters, limit=limit)
+    if df.empty and fmt == "table":
+        click.echo(f"no rows in {st.root} (fill it with: edgebench run)", err=True)
+        return
+    _emit(render(df, fmt))
+
+
+@cli.command()
+@click.argument("query")
+@store_option
+@format_option
+def sql(query, store, fmt):
+    """Run SQL over the store; the table is named 'runs'."""
+    from edgebench.results.store import Store
+
+    _emit(render(api.sql(Store(store_dir(store)), query), fmt))
+
+
+@cli.command()
+@format_option
+def models(fmt):
+    """List registered models (any local GGUF file or folder works too)."""
+    import pandas as pd
+
+    from edgebench.models.registry import MODELS
+
+    df = pd.DataFrame([{"name": m.name, "package": m.package, "sha256": m.source_sha256[:16],
+                        "description": m.description} for m in MODELS.values()])
+    _emit(render(df, fmt))
+
+
+@cli.command()
+@format_option
+def suites(fmt):
+    """List the built-in suites."""
+    import pandas as pd
+
+    from edgebench.suites.spec import builtin_suites, load_suite
+
+    df = pd.DataFrame([{"name": n, "description": load_suite(n).description}
+                       for n in builtin_suites()])
+    _emit(render(df, fmt))
+
+
+@cli.command()
+@format_option
+def frameworks(fmt):
+    """List runtimes, whether each is installed here, its version and devices."""
+    import pandas as pd
+
+    from edgebench.harness.registry import FRAMEWORKS, load_runner
+
+    rows = []
+    for spec in FRAMEWORKS.values():
+        row = {"name": spec.name, "format": spec.artifact_format, "installed": False,
+               "version": "", "devices": "", "note": ""}
+        try:
+            info = load_runner(spec.name).probe()
+            row.update(installed=True, version=info.version, devices=", ".join(info.devices))
+        except EdgebenchError as e:
+            row["note"] = str(e)
+        rows.append(row)
+    _emit(render(pd.DataFrame(rows), fmt))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning typed errors into one-line messages."""
+    try:
+        cli.main(args=argv, prog_name="edgebench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except EdgebenchError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)

@@ -1,0 +1,44 @@
+"""Typed errors. Only ``cli.py`` turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+
+class EdgebenchError(Exception):
+    """Base of every error edgebench raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(EdgebenchError):
+    """Bad user input: a suite, a flag, a name. Exit code 2."""
+
+    exit_code = 2
+
+
+class ModelError(ConfigError):
+    """A model that cannot be resolved or is not a valid file of its format."""
+
+
+class SchemaMismatch(ConfigError):
+    """A persisted file written with another schema version."""
+
+
+class RunnerUnavailable(EdgebenchError):
+    """A runtime that is not installed (or cannot run here); carries the install hint."""
+
+    def __init__(self, message: str, *, extra: str | None = None) -> None:
+        hint = f" (install it with: pip install 'edgebench[{extra}]')" if extra else ""
+        super().__init__(message + hint)
+        self.extra = extra
+
+
+class DeviceUnavailable(RunnerUnavailable):
+    """The runtime is installed but does not have the requested device."""
+
+
+class RunFailed(EdgebenchError):
+    """A run that started and then failed."""
+
+
+class RegressionFound(EdgebenchError):
+    """A gate found a significant regression."""

@@ -1,0 +1,1 @@
+"""The measuring side: runners, isolation, memory and device facts."""

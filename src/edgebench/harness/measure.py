@@ -1,0 +1,134 @@
+"""Measure one planned run: load, warm-up, repetitions -> a RunRecord.
+
+Runs inside the isolated child process (see ``isolate.py``), or in-process for tests and
+benchmarks. Every statistic comes from ``metrics.py``; the runner only reports timestamps.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+import psutil
+
+from edgebench import __version__
+from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
+from edgebench.harness import memory, metrics
+from edgebench.harness.device import Fingerprint
+from edgebench.harness.prompt import ids_sha256
+from edgebench.harness.registry import load_runner
+from edgebench.results.schema import SCHEMA_VERSION, RunRecord
+from edgebench.suites.expand import PlannedRun
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every row of one session shares."""
+
+    session_id: str
+    fingerprint: Fingerprint
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def record_for(run: PlannedRun, ctx: RunContext, status: str, message: str | None = None,
+               started_at: datetime | None = None) -> RunRecord:
+    """A row for ``run`` with identity and provenance filled in and no metrics."""
+    fp = ctx.fingerprint
+    art = run.artifact
+    return RunRecord(
+        model=run.model, model_sha256=run.model_sha256, framework=run.framework,
+        precision=run.precision, device=run.device, prompt_tokens=run.prompt_tokens,
+        new_tokens=run.new_tokens, threads=run.threads, options=run.options_json,
+        suite=run.suite, run_key=run.run_key, session_id=ctx.session_id,
+        machine_id=fp.machine_id, started_at=started_at or now(), finished_at=now(),
+        edgebench_version=__version__, schema_version=SCHEMA_VERSION,
+        status=status, message=message,
+        artifact_format=art.format if art else None,
+        artifact_sha256=art.sha256 if art else None,
+        artifact_path=str(art.path) if art else None,
+        model_bytes=art.size_bytes if art else None,
+        prompt_ids_sha256=ids_sha256(run.prompt_ids) if run.prompt_ids else None,
+        repetitions=run.repetitions, warmup=run.warmup, cooldown_s=run.cooldown_s,
+        timeout_s=run.timeout_s,
+        cpu_model=fp.cpu_model, cpu_flags=fp.cpu_flags,
+        cpu_cores_physical=fp.cpu_cores_physical, cpu_cores_logical=fp.cpu_cores_logical,
+        ram_total_mb=fp.ram_total_mb, os=fp.os, python_version=fp.python_version,
+        accelerators=fp.accelerators or None,
+    )
+
+
+def _with_metrics(rec: RunRecord, timelines: list, load_s: float, mem: memory.RssSampler,
+                  baseline_mb: float) -> RunRecord:
+    per_rep = [metrics.repetition_metrics(t.t0_ns, t.token_ns, t.prompt_tokens)
+               for t in timelines]
+    cols: dict = {}
+    for m in metrics.TIMING_METRICS:
+        samples = [r[m] for r in per_rep]
+        s = metrics.summarize(samples)
+        cols.update({m: s.median, f"{m}_mean": s.mean, f"{m}_stdev": s.stdev, f"{m}_cv": s.cv,
+                     f"{m}_min": s.min, f"{m}_max": s.max, f"{m}_samples": samples})
+    return replace(
+        rec, **cols, load_s=load_s, peak_rss_mb=mem.peak_mb, rss_baseline_mb=baseline_mb,
+        rss_delta_mb=mem.peak_mb - baseline_mb, system_used_peak_mb=mem.system_used_peak_mb,
+        memory_method=memory.METHOD, measurement="measured", energy_method="none",
+        token_ms_samples=[[(ns - t.t0_ns) / metrics.NS_PER_MS for ns in t.token_ns]
+                          for t in timelines],
+        output_ids=list(timelines[0].token_ids),
+    )
+
+
+def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
+    """Measure ``run`` in this process and return its row (never raises for runtime failures).
+
+    A missing runtime or device gives an ``unavailable`` row with the install hint; any other
+    failure an ``error`` row with the message. Energy is not measured here yet:
+    ``energy_method = "none"`` and the energy columns stay null.
+    """
+    started = now()
+    base = record_for(run, ctx, "ok", started_at=started)
+    runner = None
+    try:
+        runner = load_runner(run.framework)
+        info = runner.probe()
+        base = replace(base, framework_version=info.version)
+        if not run.prompt_ids or len(run.prompt_ids) != run.prompt_tokens:
+            raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
+                              f"expected {run.prompt_tokens}")
+        prompt = list(run.prompt_ids)
+        baseline_mb = memory.tree_rss(psutil.Process()) / memory.MB
+        with memory.RssSampler() as mem:
+            load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
+                               context_tokens=run.prompt_tokens + run.new_tokens)
+            for _ in range(run.warmup):
+                runner.generate(prompt, run.new_tokens)
+            timelines = []
+            for i in range(run.repetitions):
+                if i and run.cooldown_s:
+                    time.sleep(run.cooldown_s)
+                tl = runner.generate(prompt, run.new_tokens)
+                if len(tl.token_ns) != run.new_tokens:
+                    raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
+                                         f"asked for {run.new_tokens}")
+                timelines.append(tl)
+        rec = replace(base, device_name=load.device)
+        return replace(_with_metrics(rec, timelines, load.load_s, mem, baseline_mb),
+                       finished_at=now())
+    except (RunnerUnavailable, DeviceUnavailable) as e:
+        return replace(base, status="unavailable", message=str(e), finished_at=now())
+    except EdgebenchError as e:
+        return replace(base, status="error", message=str(e), finished_at=now())
+    except Exception as e:  # a runtime's own failure: keep its type and last frame
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        msg = f"{type(e).__name__}: {e} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+        return replace(base, status="error", message=msg, finished_at=now())
+    finally:
+        if runner is not None:
+            try:
+                runner.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the run's outcome
+                pass

@@ -1,0 +1,85 @@
+"""Names -> runners, imported lazily; an unknown name answers with the closest names.
+
+Adding a runtime is one file under ``harness/runners/`` plus one entry in ``FRAMEWORKS``.
+Capabilities are data here, so planning a sweep never imports a runtime.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from edgebench.errors import ConfigError
+from edgebench.harness.runner import Runner
+
+#: Every precision name edgebench knows, whatever the runtime (for did-you-mean).
+PRECISIONS = (
+    "f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s", "q4_0",
+    "q3_k_m", "q3_k_s", "q2_k", "fp32", "fp16", "int8", "int4", "8bit", "4bit", "w8a16", "w4a16",
+)
+
+#: Every device name edgebench knows, whatever the runtime.
+DEVICES = ("cpu", "cuda", "metal", "vulkan", "gpu", "npu", "htp")
+
+
+@dataclass(frozen=True)
+class FrameworkSpec:
+    """A runtime as the planner sees it, without importing it."""
+
+    name: str
+    target: str  # "module:Class"
+    extra: str  # the pip extra that installs the runtime
+    artifact_format: str
+    precisions: tuple[str, ...]
+    devices: tuple[str, ...]
+    description: str
+
+
+FRAMEWORKS: dict[str, FrameworkSpec] = {
+    spec.name: spec
+    for spec in (
+        FrameworkSpec(
+            name="llama-cpp",
+            target="edgebench.harness.runners.llama_cpp:LlamaCppRunner",
+            extra="llama-cpp",
+            artifact_format="gguf",
+            precisions=("f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m",
+                        "q4_k_s", "q4_0", "q3_k_m", "q3_k_s", "q2_k"),
+            devices=("cpu", "cuda", "metal", "vulkan"),
+            description="llama.cpp through llama-cpp-python (GGUF)",
+        ),
+    )
+}
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean x?)' for the closest choice, or '' when none is close."""
+    norm = {c.replace("-", "").replace("_", "").lower(): c for c in choices}
+    key = name.replace("-", "").replace("_", "").lower()
+    if key in norm:
+        return f" (did you mean {norm[key]}?)"
+    close = difflib.get_close_matches(name.lower(), list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def check_name(kind: str, name: str, choices: Iterable[str]) -> str:
+    """Return ``name`` if it is one of ``choices``, else raise a ConfigError with did-you-mean."""
+    choices = list(choices)
+    if name in choices:
+        return name
+    raise ConfigError(
+        f"unknown {kind} {name!r}{suggest(name, choices)}; known: {', '.join(choices)}"
+    )
+
+
+def framework(name: str) -> FrameworkSpec:
+    """The spec registered under ``name``."""
+    return FRAMEWORKS[check_name("framework", name, FRAMEWORKS)]
+
+
+def load_runner(name: str) -> Runner:
+    """Import the runner registered under ``name`` and return a new instance."""
+    module_name, _, class_name = framework(name).target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)()

@@ -1,0 +1,87 @@
+"""The contract every runtime implements. The harness never asks which runtime it drives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """What :meth:`Runner.probe` found: the runtime's version and the devices it offers."""
+
+    framework: str
+    version: str
+    devices: tuple[str, ...]
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    """What a load did: how long it took and how the runtime named the device it used."""
+
+    load_s: float
+    device: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TokenTimeline:
+    """Raw timestamps of one generation (``perf_counter_ns``).
+
+    ``t0_ns`` is taken just before the call that starts generation, the prompt token IDs
+    already prepared; ``token_ns[i]`` when new token ``i`` became available in the runtime's
+    streaming callback or iterator. The harness computes every metric from these.
+    """
+
+    t0_ns: int
+    token_ns: tuple[int, ...]
+    token_ids: tuple[int, ...]
+    prompt_tokens: int
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """One runtime. Implementations live in ``harness/runners/<runtime>.py``, one per file.
+
+    A runner imports its runtime package lazily, inside its methods, so that importing
+    edgebench never imports a runtime.
+    """
+
+    def probe(self) -> RunnerInfo:
+        """Report version and devices.
+
+        Raises:
+            RunnerUnavailable: the runtime package is missing; the message names the extra.
+        """
+        ...
+
+    def load(
+        self, artifact: Path, device: str, threads: int, options: dict[str, Any],
+        context_tokens: int,
+    ) -> LoadInfo:
+        """Load ``artifact`` on ``device`` with ``threads`` CPU threads.
+
+        ``options`` are the suite's runtime-specific settings, passed through as given;
+        ``context_tokens`` is the longest sequence (prompt + new tokens) the run will need.
+
+        Raises:
+            DeviceUnavailable: the runtime has no such device (the message lists those it has).
+        """
+        ...
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token IDs of ``text`` with the model's own tokenizer, BOS included."""
+        ...
+
+    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+        """Greedy generation of exactly ``max_new_tokens`` tokens from ``prompt_ids``.
+
+        The prompt is processed in full on every call (no prefix reuse between calls).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the model."""
+        ...

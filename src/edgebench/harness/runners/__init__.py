@@ -1,0 +1,1 @@
+"""One file per runtime. Each imports its runtime package lazily, inside its methods."""

@@ -1,0 +1,91 @@
+"""llama.cpp through llama-cpp-python: GGUF files on CPU, CUDA, Metal or Vulkan."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import ConfigError, DeviceUnavailable, RunnerUnavailable
+from edgebench.harness.runner import LoadInfo, RunnerInfo, TokenTimeline
+
+EXTRA = "llama-cpp"
+# Settings a suite may pass through to ``llama_cpp.Llama`` (others are refused by name).
+OPTIONS = ("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "flash_attn", "use_mmap",
+           "use_mlock", "offload_kqv", "type_k", "type_v", "seed")
+_GPU_BACKENDS = {"cuda": "CUDA", "metal": "METAL", "vulkan": "VULKAN"}
+
+
+def _import():
+    try:
+        import llama_cpp
+    except ImportError as e:
+        raise RunnerUnavailable(f"llama-cpp-python is not installed ({e})", extra=EXTRA) from e
+    return llama_cpp
+
+
+class LlamaCppRunner:
+    """Runs a GGUF through ``llama_cpp.Llama``; greedy, from token IDs, timed per token."""
+
+    def __init__(self) -> None:
+        self._llm = None
+
+    def probe(self) -> RunnerInfo:
+        lc = _import()
+        info = lc.llama_print_system_info().decode(errors="replace")
+        devices = ["cpu"]
+        if lc.llama_supports_gpu_offload():
+            devices += [d for d, tag in _GPU_BACKENDS.items() if tag in info.upper()]
+        return RunnerInfo("llama-cpp", lc.__version__, tuple(devices), {"system_info": info})
+
+    def load(
+        self, artifact: Path, device: str, threads: int, options: dict[str, Any],
+        context_tokens: int,
+    ) -> LoadInfo:
+        lc = _import()
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown llama-cpp option(s) {unknown}; known: {', '.join(OPTIONS)}")
+        devices = self.probe().devices
+        if device not in devices:
+            raise DeviceUnavailable(
+                f"llama-cpp has no device {device!r} here (it has: {', '.join(devices)})"
+            )
+        kwargs: dict[str, Any] = {
+            "n_ctx": max(512, context_tokens), "n_batch": 512, "seed": 0,
+            "n_gpu_layers": 0 if device == "cpu" else -1, **options,
+        }
+        if kwargs["n_ctx"] < context_tokens:
+            raise ConfigError(f"n_ctx {kwargs['n_ctx']} is smaller than the {context_tokens} "
+                              "tokens this run needs (prompt + new tokens)")
+        start = time.perf_counter()
+        self._llm = lc.Llama(
+            model_path=str(artifact), n_threads=threads, n_threads_batch=threads,
+            verbose=False, **kwargs,
+        )
+        load_s = time.perf_counter() - start
+        return LoadInfo(load_s=load_s, device=device, options=kwargs)
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode(), add_bos=True, special=False))
+
+    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+        llm = self._llm
+        llm.reset()  # n_tokens = 0: no prefix reuse, the full prompt is evaluated every call
+        stamps: list[int] = []
+        ids: list[int] = []
+        clock = time.perf_counter_ns
+        gen = llm.generate(prompt_ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True)
+        t0 = clock()
+        for token in gen:  # EOS does not stop the loop: exactly max_new_tokens, like llama-bench
+            stamps.append(clock())
+            ids.append(token)
+            if len(ids) >= max_new_tokens:
+                break
+        gen.close()
+        return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None

@@ -1,0 +1,1 @@
+"""Rows: the RunRecord schema, the Parquet store and named queries."""

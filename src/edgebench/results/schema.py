@@ -1,0 +1,141 @@
+"""RunRecord: one row per planned run, whatever its outcome; its Arrow schema and run_key."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from edgebench.harness.metrics import TIMING_METRICS
+
+#: Bumped whenever a column changes meaning, type or name. Checked on every read.
+SCHEMA_VERSION = 1
+
+STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
+#: Fields whose values make up a run's identity, hashed into ``run_key``.
+IDENTITY_FIELDS = (
+    "model_sha256", "framework", "precision", "device",
+    "prompt_tokens", "new_tokens", "threads", "options",
+)
+
+
+def run_key(identity: dict[str, Any]) -> str:
+    """Stable 16-hex-digit hash of the identity fields (key order and extra keys ignored)."""
+    canon = {k: identity.get(k) for k in IDENTITY_FIELDS}
+    blob = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _timing_fields() -> dict[str, Any]:
+    """The headline (median) column of each timing metric and its spread columns."""
+    out: dict[str, Any] = {}
+    for m in TIMING_METRICS:
+        out[m] = float | None
+        for suffix in ("mean", "stdev", "cv", "min", "max"):
+            out[f"{m}_{suffix}"] = float | None
+        out[f"{m}_samples"] = list[float] | None
+    return out
+
+
+@dataclass
+class _Base:
+    # identity
+    model: str
+    model_sha256: str | None
+    framework: str
+    precision: str
+    device: str
+    prompt_tokens: int
+    new_tokens: int
+    threads: int
+    options: str  # canonical JSON of runtime options
+    suite: str | None
+    # provenance
+    run_key: str
+    session_id: str
+    machine_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    edgebench_version: str
+    schema_version: int
+    # outcome
+    status: str
+    message: str | None = None
+
+
+# Everything below is optional; timing columns are generated from TIMING_METRICS.
+_OPTIONAL: dict[str, Any] = {
+    "framework_version": str | None,
+    "device_name": str | None,  # the device as the runtime named it
+    "artifact_format": str | None,
+    "artifact_sha256": str | None,
+    "artifact_path": str | None,
+    "model_bytes": int | None,
+    "prompt_ids_sha256": str | None,
+    "repetitions": int | None,
+    "warmup": int | None,
+    "cooldown_s": float | None,
+    "timeout_s": float | None,
+    "measurement": str | None,  # measured | estimated | simulated | imported:<format>
+    "cpu_model": str | None,
+    "cpu_flags": str | None,
+    "cpu_cores_physical": int | None,
+    "cpu_cores_logical": int | None,
+    "ram_total_mb": float | None,
+    "os": str | None,
+    "python_version": str | None,
+    "accelerators": str | None,
+    "load_s": float | None,
+    "peak_rss_mb": float | None,
+    "rss_baseline_mb": float | None,
+    "rss_delta_mb": float | None,
+    "system_used_peak_mb": float | None,
+    "memory_method": str | None,
+    "energy_j": float | None,
+    "j_per_token": float | None,
+    "energy_method": str | None,
+    **_timing_fields(),
+    "token_ms_samples": list[list[float]] | None,  # per repetition: t_i - t0 for each token
+    "output_ids": list[int] | None,  # tokens generated in the first timed repetition
+}
+
+RunRecord = dataclasses.make_dataclass(
+    "RunRecord",
+    [(name, tp, field(default=None)) for name, tp in _OPTIONAL.items()],
+    bases=(_Base,),
+)
+RunRecord.__doc__ = """One row of the store: identity, provenance, outcome, method and metrics.
+
+Metric columns are None unless ``status == "ok"``. Headline metric columns hold the median
+over repetitions; ``<metric>_samples`` the raw per-repetition values (METRICS.md).
+"""
+
+_ARROW = {
+    str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(),
+    datetime: pa.timestamp("us", tz="UTC"),
+}
+
+
+def _arrow_type(tp: Any) -> pa.DataType:
+    if isinstance(tp, types.UnionType):
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is list:
+        return pa.list_(_arrow_type(typing.get_args(tp)[0]))
+    return _ARROW[tp]
+
+
+def arrow_schema() -> pa.Schema:
+    """The Parquet schema of a store file, with the schema version in its metadata."""
+    hints = typing.get_type_hints(RunRecord)
+    fields = [pa.field(f.name, _arrow_type(hints[f.name])) for f in dataclasses.fields(RunRecord)]
+    return pa.schema(fields, metadata={b"edgebench.schema_version": str(SCHEMA_VERSION).encode()})
+
+
+COLUMNS = tuple(f.name for f in dataclasses.fields(RunRecord))

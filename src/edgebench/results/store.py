@@ -1,0 +1,99 @@
+"""The append-only Parquet store: one file per session, written atomically; a DuckDB view.
+
+Every file carries ``edgebench.schema_version`` in its Parquet metadata; a file of another
+version is refused on read with a message that names it, never read silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from edgebench.errors import ConfigError, SchemaMismatch
+from edgebench.results.schema import SCHEMA_VERSION, RunRecord, arrow_schema
+
+VIEW = "runs"
+
+
+def records_to_table(records: Iterable[RunRecord]) -> pa.Table:
+    """Rows -> an Arrow table of the store's schema."""
+    rows = [dataclasses.asdict(r) for r in records]
+    return pa.Table.from_pylist(rows, schema=arrow_schema())
+
+
+def file_schema_version(path: Path) -> int | None:
+    """The schema version written in a store file's metadata (None if absent)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ConfigError(f"store file {path} is not a readable Parquet file: {e}") from e
+    raw = meta.get(b"edgebench.schema_version")
+    return int(raw) if raw is not None else None
+
+
+class Store:
+    """A folder of session Parquet files."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def files(self) -> list[Path]:
+        """The session files, oldest name first."""
+        return sorted(self.root.glob("*.parquet")) if self.root.is_dir() else []
+
+    def check(self) -> list[Path]:
+        """Return the files after checking every one has this edgebench's schema version.
+
+        Raises:
+            SchemaMismatch: naming the first file written with another version.
+        """
+        files = self.files()
+        for f in files:
+            v = file_schema_version(f)
+            if v != SCHEMA_VERSION:
+                raise SchemaMismatch(
+                    f"store file {f} has schema version {v}, this edgebench reads version "
+                    f"{SCHEMA_VERSION}; move it out of {self.root} or use a matching edgebench"
+                )
+        return files
+
+    def write_session(self, session_id: str, records: list[RunRecord]) -> Path:
+        """(Re)write this session's file with all its rows so far: temp file, then rename."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{session_id}.parquet"
+        tmp = self.root / f".{session_id}.parquet.tmp"
+        pq.write_table(records_to_table(records), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def connect(self):
+        """A DuckDB connection with a ``runs`` view over every session file."""
+        import duckdb
+
+        files = self.check()
+        con = duckdb.connect()
+        if files:
+            paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+            con.execute(
+                f"CREATE VIEW {VIEW} AS SELECT * FROM read_parquet([{paths}], union_by_name=true)"
+            )
+        else:  # an empty view with the right columns, so every query still runs
+            empty = records_to_table([])  # noqa: F841 - read by DuckDB's replacement scan
+            con.execute(f"CREATE TABLE {VIEW} AS SELECT * FROM empty")
+        return con
+
+    def ok_run_keys(self, machine_id: str) -> set[str]:
+        """run_keys that already have an ``ok`` row from this machine (for ``--resume``)."""
+        if not self.files():
+            return set()
+        con = self.connect()
+        rows = con.execute(
+            f"SELECT DISTINCT run_key FROM {VIEW} WHERE status = 'ok' AND machine_id = ?",
+            [machine_id],
+        ).fetchall()
+        return {r[0] for r in rows}

@@ -1,0 +1,117 @@
+"""Expand a suite into planned runs: product of axes, includes, excludes, skipped combos."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from edgebench.harness.registry import FRAMEWORKS
+from edgebench.models.registry import Artifact, ResolvedModel
+from edgebench.results.schema import run_key
+from edgebench.suites.spec import AXES, AXIS_KEYS, Suite
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One cell of a sweep, ready to measure (or skipped, with the reason)."""
+
+    model: str
+    model_sha256: str | None
+    framework: str
+    precision: str
+    device: str
+    prompt_tokens: int
+    new_tokens: int
+    threads: int
+    options: Mapping[str, Any]
+    suite: str
+    repetitions: int
+    warmup: int
+    cooldown_s: float
+    timeout_s: float
+    artifact: Artifact | None = None
+    skip_reason: str | None = None
+    prompt_ids: tuple[int, ...] = field(default=(), compare=False)
+
+    @property
+    def options_json(self) -> str:
+        return json.dumps(dict(self.options), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {
+            "model_sha256": self.model_sha256, "framework": self.framework,
+            "precision": self.precision, "device": self.device,
+            "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
+            "threads": self.threads, "options": self.options_json,
+        }
+
+    @property
+    def run_key(self) -> str:
+        return run_key(self.identity)
+
+
+def auto_threads() -> int:
+    """Physical cores (what llama.cpp and most runtimes default to), else logical."""
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+
+
+def _matches(cell: Mapping[str, Any], pattern: Mapping[str, Any]) -> bool:
+    return all(cell.get(k) == v for k, v in pattern.items())
+
+
+def cells(suite: Suite) -> list[dict[str, Any]]:
+    """The suite's axis combinations (singular keys), includes added, excludes removed."""
+    axes = {AXIS_KEYS[a]: list(getattr(suite, a)) for a in AXES}
+    out = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    for inc in suite.include:
+        free = {k: v for k, v in axes.items() if k not in inc}
+        for combo in itertools.product(*free.values()):
+            out.append({**dict(zip(free, combo)), **inc})
+    out = [c for c in out if not any(_matches(c, ex) for ex in suite.exclude)]
+    unique: dict[str, dict[str, Any]] = {}
+    for c in out:
+        unique.setdefault(json.dumps(c, sort_keys=True, default=str), c)
+    return list(unique.values())
+
+
+def expand(suite: Suite, resolve: Callable[[str], ResolvedModel]) -> list[PlannedRun]:
+    """Planned runs of a suite, in a deterministic order.
+
+    Combinations a framework cannot run (precision, device) or whose artifact is absent become
+    runs with ``skip_reason`` set, so they land in the store as ``skipped`` rows.
+    """
+    models: dict[str, ResolvedModel] = {}
+    runs = []
+    for c in cells(suite):
+        model = models.get(c["model"]) or models.setdefault(c["model"], resolve(c["model"]))
+        spec = FRAMEWORKS[c["framework"]]
+        threads = auto_threads() if c["threads"] == "auto" else int(c["threads"])
+        artifact = model.artifact(spec.artifact_format, c["precision"])
+        reason = None
+        if c["precision"] not in spec.precisions:
+            reason = (f"{spec.name} does not run precision {c['precision']} "
+                      f"(it runs {', '.join(spec.precisions)})")
+        elif c["device"] not in spec.devices:
+            reason = (f"{spec.name} has no device {c['device']} "
+                      f"(it has {', '.join(spec.devices)})")
+        elif artifact is None:
+            have = ", ".join(f"{a.format}:{a.precision}" for a in model.artifacts) or "none"
+            reason = (f"no {spec.artifact_format} {c['precision']} artifact of {model.name} "
+                      f"(available: {have})")
+        runs.append(PlannedRun(
+            model=model.name, model_sha256=model.sha256, framework=spec.name,
+            precision=c["precision"], device=c["device"], prompt_tokens=c["prompt_tokens"],
+            new_tokens=c["new_tokens"], threads=threads,
+            options=dict(suite.options.get(spec.name, {})), suite=suite.name,
+            repetitions=suite.repetitions, warmup=suite.warmup, cooldown_s=suite.cooldown_s,
+            timeout_s=suite.timeout_s, artifact=artifact, skip_reason=reason,
+        ))
+    return runs
+
+
