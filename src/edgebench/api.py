@@ -120,7 +120,6 @@ def results(store: Store, *, latest: bool = True, filters: dict[str, str] | None
             columns: tuple[str, ...] = RESULT_COLUMNS, limit: int | None = None):
     """Rows of the store as a DataFrame: the latest per run_key and machine unless ``latest`` is
     False, filtered by exact column values."""
-    con = store.connect()
     where, params = [], []
     for col, value in (filters or {}).items():
         if value is not None:
@@ -136,7 +135,7 @@ def results(store: Store, *, latest: bool = True, filters: dict[str, str] | None
     query = f"SELECT {cols} FROM {source} {clause} ORDER BY started_at, model, framework, precision"
     if limit:
         query += f" LIMIT {int(limit)}"
-    return con.execute(query, params).df()
+    return store.query(query, params)
 
 
 def sql(store: Store, query: str):
@@ -147,8 +146,7 @@ def sql(store: Store, query: str):
     """
     import duckdb
 
-    con = store.connect()
     try:
-        return con.execute(query).df()
+        return store.query(query)
     except duckdb.Error as e:
         raise ConfigError(f"SQL error: {str(e).splitlines()[0]}") from e

@@ -8,7 +8,7 @@ from datetime import datetime
 FORMATS = ("table", "md", "csv", "json")
 
 
-def _cell(value) -> str:
+def _cell(value, width: int | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
@@ -16,7 +16,7 @@ def _cell(value) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if width is None or len(text) <= width else text[: width - 3] + "..."
 
 
 def to_markdown(df) -> str:
@@ -44,7 +44,7 @@ def render(df, fmt: str, console=None, title: str | None = None) -> str | None:
         numeric = str(df[col].dtype).startswith(("float", "int", "Float", "Int"))
         table.add_column(str(col), justify="right" if numeric else "left", overflow="fold")
     for row in df.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(_cell(v, width=80) for v in row))
     if console is None:
         console = Console()
         if not console.is_terminal:  # files and pipes get the whole table, not 80 columns

@@ -11,6 +11,7 @@ import multiprocessing as mp
 import os
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from edgebench.harness.measure import RunContext, measure, now, record_for
@@ -21,12 +22,12 @@ from edgebench.suites.expand import PlannedRun
 _START_GRACE_S = 30.0
 
 
-def _child(conn, run: PlannedRun, ctx: RunContext, stderr_path: str) -> None:
+def _child(conn, run: PlannedRun, ctx: RunContext, stderr_path: str, measure_fn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
     fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 2)  # runtimes log to fd 2 from C; keep it for the error message
     os.close(fd)
-    conn.send(dataclasses.asdict(measure(run, ctx)))
+    conn.send(dataclasses.asdict(measure_fn(run, ctx)))
     conn.close()
 
 
@@ -47,8 +48,11 @@ def _describe_exit(code: int | None) -> str:
     return f"runner process exited with code {code} before reporting"
 
 
-def run_isolated(run: PlannedRun, ctx: RunContext) -> RunRecord:
+def run_isolated(run: PlannedRun, ctx: RunContext,
+                 measure_fn: Callable[[PlannedRun, RunContext], RunRecord] = measure) -> RunRecord:
     """Measure ``run`` in a fresh child process and return its row, whatever happened.
+
+    ``measure_fn`` must be importable by name in the child (a module-level function).
 
     Raises:
         KeyboardInterrupt: after killing the child, so the caller can stop the sweep cleanly.
@@ -58,7 +62,8 @@ def run_isolated(run: PlannedRun, ctx: RunContext) -> RunRecord:
     recv, send = spawn.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="edgebench-run-") as tmp:
         stderr_path = Path(tmp) / "stderr.log"
-        proc = spawn.Process(target=_child, args=(send, run, ctx, str(stderr_path)), daemon=True)
+        proc = spawn.Process(target=_child, daemon=True,
+                             args=(send, run, ctx, str(stderr_path), measure_fn))
         proc.start()
         send.close()
         try:

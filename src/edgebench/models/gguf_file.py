@@ -117,7 +117,7 @@ def read_gguf(path: str | Path) -> GGUFInfo:
     except OSError as e:
         raise ModelError(f"cannot read model file {path}: {e.strerror}") from e
     with fh:
-        if size < 24 or fh.read(4) != _MAGIC:
+        if fh.read(4) != _MAGIC:
             raise ModelError(f"{path} is not a GGUF file (bad magic bytes)")
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             cur = _Cursor(buf)

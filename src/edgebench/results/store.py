@@ -87,13 +87,19 @@ class Store:
             con.execute(f"CREATE TABLE {VIEW} AS SELECT * FROM empty")
         return con
 
+    def query(self, sql: str, params: list | None = None):
+        """Run SQL over the ``runs`` view and return a DataFrame (empty for statements)."""
+        import pandas as pd
+
+        rel = self.connect().sql(sql, params=params)
+        return rel.to_arrow_table().to_pandas() if rel is not None else pd.DataFrame()
+
     def ok_run_keys(self, machine_id: str) -> set[str]:
         """run_keys that already have an ``ok`` row from this machine (for ``--resume``)."""
         if not self.files():
             return set()
-        con = self.connect()
-        rows = con.execute(
+        df = self.query(
             f"SELECT DISTINCT run_key FROM {VIEW} WHERE status = 'ok' AND machine_id = ?",
             [machine_id],
-        ).fetchall()
-        return {r[0] for r in rows}
+        )
+        return set(df["run_key"])

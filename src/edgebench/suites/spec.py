@@ -48,12 +48,15 @@ class Suite:
 
     def __post_init__(self) -> None:
         where = self.source
-        for fw in self.frameworks:
-            check_name("framework", fw, FRAMEWORKS)
-        for p in self.precisions:
-            check_name("precision", p, PRECISIONS)
-        for d in self.devices:
-            check_name("device", d, DEVICES)
+        try:
+            for fw in (*self.frameworks, *self.options):
+                check_name("framework", fw, FRAMEWORKS)
+            for p in self.precisions:
+                check_name("precision", p, PRECISIONS)
+            for d in self.devices:
+                check_name("device", d, DEVICES)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
         for axis in ("prompt_tokens", "new_tokens"):
             for v in getattr(self, axis):
                 if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -69,8 +72,6 @@ class Suite:
             raise ConfigError(f"{where}: warmup must be 0 or more, got {self.warmup!r}")
         if self.timeout_s <= 0 or self.cooldown_s < 0:
             raise ConfigError(f"{where}: timeout_s must be > 0 and cooldown_s >= 0")
-        for fw in self.options:
-            check_name("framework in options", fw, FRAMEWORKS)
         for kind in ("include", "exclude"):
             for entry in getattr(self, kind):
                 if not isinstance(entry, Mapping):
@@ -85,7 +86,9 @@ class Suite:
     def override(self, **axes: Any) -> Suite:
         """A copy with some axes or settings replaced (None values are ignored)."""
         changes = {k: _as_tuple(v) if k in AXES else v for k, v in axes.items() if v is not None}
-        return dataclasses.replace(self, **changes)
+        if not changes:
+            return self
+        return dataclasses.replace(self, **changes, source=f"{self.source} with command-line flags")
 
 
 def _as_tuple(value: Any) -> tuple:

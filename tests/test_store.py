@@ -1,0 +1,108 @@
+"""Store round trip, schema version checks, atomic session files, DuckDB queries."""
+
+import dataclasses
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import make_record
+from edgebench import api
+from edgebench.errors import ConfigError, SchemaMismatch
+from edgebench.results.schema import COLUMNS, SCHEMA_VERSION, arrow_schema
+from edgebench.results.store import Store, file_schema_version
+
+
+def test_round_trip_keeps_every_column(tmp_path):
+    st = Store(tmp_path)
+    rec = make_record(decode_tok_s=50.5, decode_tok_s_samples=[49.0, 50.5, 52.0],
+                      token_ms_samples=[[1.0, 2.0], [1.5, 2.5]], output_ids=[1, 2, 3],
+                      energy_method="none", message="fine")
+    path = st.write_session("s1", [rec])
+    assert path.name == "s1.parquet"
+    assert file_schema_version(path) == SCHEMA_VERSION
+    back = pq.read_table(path).to_pylist()
+    assert len(back) == 1
+    assert back[0] == dataclasses.asdict(rec)
+    assert tuple(pq.read_schema(path).names) == COLUMNS
+
+
+def test_rewrite_is_atomic_and_leaves_no_temp(tmp_path):
+    st = Store(tmp_path)
+    st.write_session("s1", [make_record()])
+    st.write_session("s1", [make_record(), make_record(run_key="k2")])
+    assert [p.name for p in tmp_path.iterdir()] == ["s1.parquet"]
+    assert pq.read_table(tmp_path / "s1.parquet").num_rows == 2
+
+
+def test_duckdb_view_over_sessions(tmp_path):
+    st = Store(tmp_path)
+    st.write_session("a", [make_record(session_id="a", decode_tok_s=10.0)])
+    st.write_session("b", [make_record(session_id="b", decode_tok_s=20.0, run_key="k2")])
+    con = st.connect()
+    assert con.execute("SELECT count(*), sum(decode_tok_s) FROM runs").fetchone() == (2, 30.0)
+
+
+def test_empty_store_still_answers_queries(tmp_path):
+    con = Store(tmp_path / "none").connect()
+    assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+    assert "decode_tok_s" in [d[0] for d in con.execute("SELECT * FROM runs").description]
+
+
+def _write_foreign(path, version):
+    table = pa.table({"x": [1]})
+    meta = {} if version is None else {b"edgebench.schema_version": str(version).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+
+
+@pytest.mark.parametrize("version", [0, SCHEMA_VERSION + 1, None])
+def test_other_schema_version_is_refused_by_name(tmp_path, version):
+    st = Store(tmp_path)
+    st.write_session("good", [make_record()])
+    _write_foreign(tmp_path / "old.parquet", version)
+    with pytest.raises(SchemaMismatch) as e:
+        st.connect()
+    assert "old.parquet" in str(e.value) and f"version {version}" in str(e.value)
+
+
+def test_unreadable_store_file(tmp_path):
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(ConfigError, match="junk.parquet"):
+        Store(tmp_path).check()
+
+
+def test_ok_run_keys_only_ok_rows_of_this_machine(tmp_path):
+    st = Store(tmp_path)
+    st.write_session("s", [
+        make_record(run_key="a"), make_record(run_key="b", status="error"),
+        make_record(run_key="c", machine_id="other"),
+    ])
+    assert st.ok_run_keys("mach") == {"a"}
+
+
+def test_results_latest_per_run_key(tmp_path):
+    from datetime import datetime, timezone
+
+    st = Store(tmp_path)
+    old = make_record(session_id="a", decode_tok_s=1.0,
+                      started_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    new = make_record(session_id="b", decode_tok_s=2.0,
+                      started_at=datetime(2026, 1, 2, tzinfo=timezone.utc))
+    st.write_session("a", [old])
+    st.write_session("b", [new])
+    assert list(api.results(st)["decode_tok_s"]) == [2.0]
+    assert sorted(api.results(st, latest=False)["decode_tok_s"]) == [1.0, 2.0]
+    assert list(api.results(st, latest=False, filters={"session_id": "a"})["decode_tok_s"]) == [1.0]
+
+
+def test_sql_errors_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="SQL error"):
+        api.sql(Store(tmp_path), "SELEC 1")
+
+
+def test_arrow_schema_types():
+    s = arrow_schema()
+    assert s.field("decode_tok_s_samples").type == pa.list_(pa.float64())
+    assert s.field("token_ms_samples").type == pa.list_(pa.list_(pa.float64()))
+    assert s.field("started_at").type == pa.timestamp("us", tz="UTC")
+    assert s.metadata[b"edgebench.schema_version"] == str(SCHEMA_VERSION).encode()
