@@ -1,0 +1,5 @@
+"""``python -m edgebench``."""
+
+from edgebench.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""measure() with a fake runner (hand-computed rows) and isolation of crashes and hangs."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import fakes
+from edgebench.harness import isolate, registry
+from edgebench.harness.device import fingerprint
+from edgebench.harness.measure import RunContext, measure
+from edgebench.models.registry import Artifact
+from edgebench.suites.expand import PlannedRun
+
+
+def _run(framework="fake", reps=3, warmup=1, new=5, timeout=60.0, prompt=(2, 7, 9, 4)):
+    return PlannedRun(
+        model="m", model_sha256="sha", framework=framework, precision="q4_k_m", device="cpu",
+        prompt_tokens=len(prompt), new_tokens=new, threads=2, options={"n_ctx": 64},
+        suite="t", repetitions=reps, warmup=warmup, cooldown_s=0.0, timeout_s=timeout,
+        artifact=Artifact("gguf", "q4_k_m", Path("/nowhere.gguf"), 123, "asha"),
+        prompt_ids=tuple(prompt),
+    )
+
+
+CTX = RunContext("sess", fingerprint())
+
+
+@pytest.fixture
+def fake_framework(monkeypatch):
+    base = registry.FRAMEWORKS["llama-cpp"]
+    for name, cls in (("fake", "FakeRunner"), ("missing", "MissingRunner")):
+        spec = dataclasses.replace(base, name=name, target=f"fakes:{cls}", extra="fake")
+        monkeypatch.setitem(registry.FRAMEWORKS, name, spec)
+    fakes.FakeRunner.calls.clear()
+
+
+def test_measure_computes_rows_from_timelines(fake_framework):
+    row = measure(_run(), CTX)
+    assert row.status == "ok", row.message
+    # warm-up uses gap 20 ms; repetitions use 21, 22, 23 ms; N = 5 -> decode = 4 / (4 gap)
+    assert row.decode_tok_s_samples == pytest.approx([1000 / 21, 1000 / 22, 1000 / 23])
+    assert row.decode_tok_s == pytest.approx(1000 / 22)  # median
+    assert row.tpot_ms == pytest.approx(22.0)
+    assert row.ttft_ms == pytest.approx(100.0) and row.ttft_ms_stdev == pytest.approx(0.0)
+    assert row.prefill_tok_s == pytest.approx(40.0)  # 4 prompt tokens / 0.1 s
+    assert row.e2e_s == pytest.approx(0.1 + 4 * 0.022)
+    assert row.token_ms_samples[0] == pytest.approx([100, 121, 142, 163, 184])
+    assert row.load_s == 0.25 and row.device_name == "FAKE-CPU"
+    assert row.framework_version == "9.9" and row.measurement == "measured"
+    assert row.energy_method == "none" and row.energy_j is None
+    assert row.peak_rss_mb > 0 and row.rss_delta_mb >= 0
+    assert row.model_bytes == 123 and row.artifact_sha256 == "asha"
+
+
+def test_every_repetition_gets_the_same_prompt_ids(fake_framework):
+    measure(_run(prompt=(5, 6, 7)), CTX)
+    gens = [c for c in fakes.FakeRunner.calls if c[0] == "generate"]
+    assert len(gens) == 4 and {g[1] for g in gens} == {(5, 6, 7)}
+    load = fakes.FakeRunner.calls[0]
+    assert load == ("load", "cpu", 2, {"n_ctx": 64}, 3 + 5)
+    assert fakes.FakeRunner.calls[-1] == ("close",)
+
+
+def test_missing_runtime_gives_unavailable_row_with_hint(fake_framework):
+    row = measure(_run(framework="missing"), CTX)
+    assert row.status == "unavailable"
+    assert "pip install 'edgebench[fake]'" in row.message
+    assert row.decode_tok_s is None
+
+
+def test_isolated_ok_runs_in_another_process():
+    import os
+
+    row = isolate.run_isolated(_run(), CTX, measure_fn=fakes.measure_ok)
+    assert row.status == "ok" and row.message != f"child pid {os.getpid()}"
+
+
+@pytest.mark.parametrize("fn, expect", [
+    (fakes.measure_segfault, ["killed by SIGSEGV", "about to crash"]),
+    (fakes.measure_raises, ["exited with code 1", "RuntimeError: boom from the runtime"]),
+])
+def test_isolated_crash_becomes_error_row(fn, expect):
+    row = isolate.run_isolated(_run(), CTX, measure_fn=fn)
+    assert row.status == "error"
+    for text in expect:
+        assert text in row.message
+    assert row.run_key == _run().run_key
+
+
+def test_isolated_hang_becomes_timeout_row(monkeypatch):
+    monkeypatch.setattr(isolate, "_START_GRACE_S", 0.0)
+    row = isolate.run_isolated(_run(timeout=3.0), CTX, measure_fn=fakes.measure_hangs)
+    assert row.status == "timeout" and "no result after 3 s" in row.message

@@ -1,0 +1,86 @@
+"""The sweep loop: a row per run, written after each; skipped rows; resume; Ctrl-C."""
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import write_gguf
+from edgebench import api
+from edgebench.errors import RunnerUnavailable, SchemaMismatch
+from edgebench.harness.measure import record_for
+from edgebench.results.store import Store
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    """A suite over a tiny local GGUF with the child process replaced by an in-process fake."""
+    model = write_gguf(tmp_path / "tiny.gguf", file_type=15)
+    calls = []
+
+    def fake_isolated(run, ctx):
+        calls.append(run)
+        if len(calls) == 99:
+            raise KeyboardInterrupt
+        assert len(run.prompt_ids) == run.prompt_tokens
+        return record_for(run, ctx, "ok")
+
+    monkeypatch.setattr(api, "run_isolated", fake_isolated)
+    monkeypatch.setattr(api, "prompt_ids", lambda sha, path, n, cache: list(range(n)))
+    suite = api.make_suite("smoke", models=[str(model)], new_tokens=[4, 8],
+                           precisions=["q4_k_m", "q8_0"], threads=[1])
+    return suite, Store(tmp_path / "store"), tmp_path / "cache", calls
+
+
+def test_every_run_becomes_a_row(sweep):
+    suite, store, cache, calls = sweep
+    out = api.run_suite(suite, store, cache)
+    assert sorted(out.counts.items()) == [("ok", 2), ("skipped", 2)]
+    assert len(calls) == 2
+    table = pq.read_table(out.path).to_pylist()
+    assert len(table) == 4
+    skipped = [r for r in table if r["status"] == "skipped"]
+    assert all("no gguf q8_0 artifact" in r["message"] for r in skipped)
+    assert len({r["session_id"] for r in table}) == 1
+
+
+def test_resume_skips_ok_runs(sweep):
+    suite, store, cache, calls = sweep
+    api.run_suite(suite, store, cache)
+    out = api.run_suite(suite, store, cache, resume=True)
+    assert len(out.resumed) == 2 and len(calls) == 2  # nothing measured again
+    assert out.counts == {"skipped": 2}
+    out = api.run_suite(suite, store, cache)  # without --resume everything runs again
+    assert len(calls) == 4 and out.counts["ok"] == 2
+
+
+def test_ctrl_c_keeps_finished_rows(sweep, monkeypatch):
+    suite, store, cache, calls = sweep
+    calls.extend([None] * 97)  # the next measured run is call 99 -> KeyboardInterrupt
+    out = api.run_suite(suite.override(new_tokens=[4, 8, 16]), store, cache)
+    assert out.interrupted
+    kept = pq.read_table(out.path).to_pylist()
+    assert [r["status"] for r in kept] == ["ok"]
+    assert len(kept) == len(out.rows) == 1
+
+
+def test_unavailable_tokenizer_gives_unavailable_rows(sweep, monkeypatch):
+    suite, store, cache, calls = sweep
+
+    def no_tokenizer(*a):
+        raise RunnerUnavailable("llama-cpp-python is not installed", extra="llama-cpp")
+
+    monkeypatch.setattr(api, "prompt_ids", no_tokenizer)
+    out = api.run_suite(suite, store, cache)
+    assert out.counts == {"unavailable": 2, "skipped": 2} and not calls
+    msgs = [r.message for r in out.rows if r.status == "unavailable"]
+    assert all("pip install 'edgebench[llama-cpp]'" in m for m in msgs)
+
+
+def test_store_of_other_schema_refused_before_running(sweep):
+    suite, store, cache, calls = sweep
+    store.root.mkdir(parents=True)
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"x": [1]}), store.root / "old.parquet")
+    with pytest.raises(SchemaMismatch):
+        api.run_suite(suite, store, cache)
+    assert not calls and [p.name for p in store.root.iterdir()] == ["old.parquet"]
