@@ -7,14 +7,24 @@ from datetime import datetime
 
 FORMATS = ("table", "md", "csv", "json")
 
+# Short headers for the terminal table; md/csv/json keep the column names of METRICS.md.
+HEADERS = {
+    "prompt_tokens": "prompt", "new_tokens": "new", "ttft_ms": "TTFT ms",
+    "prefill_tok_s": "prefill tok/s", "decode_tok_s": "decode tok/s", "decode_tok_s_cv": "cv",
+    "tpot_ms": "TPOT ms", "load_s": "load s", "peak_rss_mb": "peak RSS MB",
+    "framework_version": "version", "started_at": "started (UTC)",
+}
+
 
 def _cell(value, width: int | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):  # list columns
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M")
     text = str(value)
     return text if width is None or len(text) <= width else text[: width - 3] + "..."
 
@@ -42,7 +52,8 @@ def render(df, fmt: str, console=None, title: str | None = None) -> str | None:
     table = Table(title=title, show_lines=False)
     for col in df.columns:
         numeric = str(df[col].dtype).startswith(("float", "int", "Float", "Int"))
-        table.add_column(str(col), justify="right" if numeric else "left", overflow="fold")
+        table.add_column(HEADERS.get(str(col), str(col)), justify="right" if numeric else "left",
+                         no_wrap=True, overflow="ellipsis")
     for row in df.itertuples(index=False):
         table.add_row(*(_cell(v, width=80) for v in row))
     if console is None:

@@ -1,0 +1,33 @@
+"""nox sessions: lint, tests (with llama.cpp), tests_core (no runtime), bench."""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def lint(session):
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def tests(session):
+    """Every test, the real llama.cpp runtime included (pip caches the compiled wheel)."""
+    session.install("-e", ".[llama-cpp,test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def tests_core(session):
+    """The tests that need no runtime; runtime tests skip with their reason."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def bench(session):
+    """Harness overhead vs a bare llama-cpp-python loop (prints the ratios)."""
+    session.install("-e", ".[llama-cpp,test]")
+    session.run("python", "benchmarks/bench_overhead.py", *session.posargs)
