@@ -26,7 +26,7 @@ def sweep(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "run_isolated", fake_isolated)
     monkeypatch.setattr(api, "prompt_ids", lambda sha, path, n, cache: list(range(n)))
     suite = api.make_suite("smoke", models=[str(model)], new_tokens=[4, 8],
-                           precisions=["q4_k_m", "q8_0"], threads=[1])
+                           precisions=["q4_k_m", "int4"], threads=[1])
     return suite, Store(tmp_path / "store"), tmp_path / "cache", calls
 
 
@@ -38,7 +38,7 @@ def test_every_run_becomes_a_row(sweep):
     table = pq.read_table(out.path).to_pylist()
     assert len(table) == 4
     skipped = [r for r in table if r["status"] == "skipped"]
-    assert all("no gguf q8_0 artifact" in r["message"] for r in skipped)
+    assert all("does not run precision int4" in r["message"] for r in skipped)
     assert len({r["session_id"] for r in table}) == 1
 
 
@@ -84,3 +84,32 @@ def test_store_of_other_schema_refused_before_running(sweep):
     with pytest.raises(SchemaMismatch):
         api.run_suite(suite, store, cache)
     assert not calls and [p.name for p in store.root.iterdir()] == ["old.parquet"]
+
+
+def test_missing_artifact_is_prepared_before_measuring(sweep, monkeypatch):
+    suite, store, cache, calls = sweep
+    prepared = []
+
+    def fake_prepared(run, cache_root):
+        prepared.append(run.prepare)
+        return api.replace(run, artifact=api.resolve_model(run.model_ref, cache_root)
+                           .artifacts[0], prepare=None)
+
+    monkeypatch.setattr(api, "_prepared", fake_prepared)
+    out = api.run_suite(suite.override(precisions=["q8_0"], new_tokens=[4]), store, cache)
+    assert prepared == ["gguf:q8_0"] and out.counts == {"ok": 1}
+    assert calls[0].artifact is not None and calls[0].prepare is None
+
+
+def test_failed_preparation_becomes_error_row(sweep, monkeypatch):
+    suite, store, cache, calls = sweep
+    from edgebench.errors import RunFailed
+
+    def broken(run, cache_root):
+        raise RunFailed("llama.cpp quantizer failed (q8_0, code 1): bad tensor")
+
+    monkeypatch.setattr(api, "_prepared", broken)
+    out = api.run_suite(suite.override(precisions=["q8_0"], new_tokens=[4]), store, cache)
+    (row,) = out.rows
+    assert row.status == "error" and "preparing gguf:q8_0 failed" in row.message
+    assert "bad tensor" in row.message and not calls

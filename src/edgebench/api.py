@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections import Counter
 from collections.abc import Callable
@@ -10,12 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgebench.errors import ConfigError, RunnerUnavailable
+from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
+from edgebench.harness import prepare as prepare_mod
 from edgebench.harness.device import fingerprint
 from edgebench.harness.isolate import run_isolated
 from edgebench.harness.measure import RunContext, record_for
+from edgebench.harness.prepare.manifest import Manifest
 from edgebench.harness.prompt import prompt_ids
-from edgebench.models.registry import resolve_model
+from edgebench.models.registry import ResolvedModel, resolve_model
 from edgebench.results.schema import RunRecord
 from edgebench.results.store import VIEW, Store
 from edgebench.suites.expand import PlannedRun, expand
@@ -29,9 +32,25 @@ def make_suite(suite: str | None = None, **overrides: Any) -> Suite:
     return load_suite(suite or DEFAULT_SUITE).override(**overrides)
 
 
+def resolve(name: str, cache: Path) -> ResolvedModel:
+    """A model with its own artifacts, those already prepared in the cache, and what could be
+    prepared (no runtime is loaded, no conversion runs)."""
+    model = resolve_model(name, cache)
+    found, todo = prepare_mod.preparable(model, cache)
+    return dataclasses.replace(model, artifacts=model.artifacts + tuple(found),
+                               preparable=tuple((t.format, t.precision) for t in todo))
+
+
 def plan(suite: Suite, cache: Path) -> list[PlannedRun]:
     """Expand a suite into planned runs, resolving its models (no runtime is loaded)."""
-    return expand(suite, lambda name: resolve_model(name, cache))
+    return expand(suite, lambda name: resolve(name, cache))
+
+
+def prepare(model: str, targets: list[str], cache: Path) -> list[Manifest]:
+    """Prepare (or find in the cache) each target of ``model``, e.g. ``gguf:q8_0``."""
+    parsed = [prepare_mod.parse_target(t) for t in targets]
+    source = prepare_mod.source_of(resolve_model(model, cache))
+    return [prepare_mod.prepare(source, t, cache) for t in parsed]
 
 
 def new_session_id() -> str:
@@ -94,6 +113,13 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
          prompts: dict[tuple[str, int], list[int] | RunnerUnavailable]) -> RunRecord:
     if run.skip_reason is not None:
         return record_for(run, ctx, "skipped", run.skip_reason)
+    if run.prepare is not None:
+        try:
+            run = _prepared(run, cache)
+        except (RunnerUnavailable, DeviceUnavailable) as e:
+            return record_for(run, ctx, "unavailable", f"cannot prepare {run.prepare}: {e}")
+        except EdgebenchError as e:
+            return record_for(run, ctx, "error", f"preparing {run.prepare} failed: {e}")
     key = (run.artifact.sha256, run.prompt_tokens)
     if key not in prompts:
         try:
@@ -105,6 +131,14 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
     if isinstance(ids, RunnerUnavailable):
         return record_for(run, ctx, "unavailable", f"cannot tokenize the prompt: {ids}")
     return run_isolated(replace(run, prompt_ids=tuple(ids)), ctx)
+
+
+def _prepared(run: PlannedRun, cache: Path) -> PlannedRun:
+    """``run`` with its artifact prepared (a cache hit after the first run that needs it)."""
+    model = resolve_model(run.model_ref, cache)
+    manifest = prepare_mod.prepare(prepare_mod.source_of(model),
+                                   prepare_mod.parse_target(run.prepare), cache)
+    return replace(run, artifact=prepare_mod.as_artifact(manifest, cache), prepare=None)
 
 
 #: Columns `edgebench results` shows by default, in order.

@@ -132,7 +132,8 @@ def plan(suite, fmt, cache_dir, **kw):
         "precision": r.precision, "device": r.device, "threads": r.threads,
         "prompt_tokens": r.prompt_tokens, "new_tokens": r.new_tokens,
         "repetitions": r.repetitions, "warmup": r.warmup,
-        "status": "skipped" if r.skip_reason else "planned", "reason": r.skip_reason or "",
+        "status": "skipped" if r.skip_reason else "planned",
+        "reason": r.skip_reason or (f"will prepare {r.prepare}" if r.prepare else ""),
     } for r in runs])
     _emit(render(df, fmt, title=f"{spec.name}: {len(runs)} runs"))
 
@@ -170,6 +171,53 @@ def sql(query, store, fmt):
     from edgebench.results.store import Store
 
     _emit(render(api.sql(Store(store_dir(store)), query), fmt))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--target", "targets", multiple=True, required=True,
+              help="FORMAT:PRECISION to produce, e.g. gguf:q4_k_m; repeatable.")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Artifact cache (default: $EDGEBENCH_CACHE, else the user cache dir).")
+@format_option
+def prepare(model, targets, cache_dir, fmt):
+    """Convert and quantize MODEL into each --target (cached by content hash).
+
+    MODEL is a registered name or a path. A second prepare of the same target is a cache hit.
+    """
+    import pandas as pd
+
+    cache = cache_dir_path(cache_dir)
+    manifests = api.prepare(model, list(targets), cache)
+    _emit(render(pd.DataFrame([_manifest_row(m, cache) for m in manifests]), fmt))
+
+
+def _manifest_row(m, cache) -> dict:
+    from edgebench.harness.prepare import artifact_path
+
+    return {"target": f"{m.format}:{m.precision}", "class": m.precision_class,
+            "bits_per_weight": round(m.bits_per_weight, 3), "size_mb": m.size_bytes / 2**20,
+            "wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "source": m.source_name,
+            "source_precision": m.source_precision, "path": str(artifact_path(m, cache))}
+
+
+@cli.command()
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Artifact cache (default: $EDGEBENCH_CACHE, else the user cache dir).")
+@format_option
+def artifacts(cache_dir, fmt):
+    """List prepared artifacts with their manifests."""
+    import pandas as pd
+
+    from edgebench.harness.prepare.cache import ArtifactCache
+
+    cache = cache_dir_path(cache_dir)
+    rows = [_manifest_row(m, cache) for m in ArtifactCache(cache).manifests()]
+    if not rows and fmt == "table":
+        click.echo("no prepared artifacts (make some with: edgebench prepare MODEL --target "
+                   "gguf:q8_0)", err=True)
+        return
+    _emit(render(pd.DataFrame(rows), fmt))
 
 
 @cli.command()

@@ -17,6 +17,7 @@ from edgebench import __version__
 from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
 from edgebench.harness import memory, metrics
 from edgebench.harness.device import Fingerprint
+from edgebench.harness.prepare.manifest import NOMINAL_BITS, precision_class
 from edgebench.harness.prompt import ids_sha256
 from edgebench.harness.registry import load_runner
 from edgebench.results.schema import SCHEMA_VERSION, RunRecord
@@ -52,6 +53,9 @@ def record_for(run: PlannedRun, ctx: RunContext, status: str, message: str | Non
         artifact_sha256=art.sha256 if art else None,
         artifact_path=str(art.path) if art else None,
         model_bytes=art.size_bytes if art else None,
+        bits_per_weight=art.bits_per_weight if art else None,
+        artifact_precision_class=precision_class(run.precision)
+        if run.precision in NOMINAL_BITS else None,
         prompt_ids_sha256=ids_sha256(run.prompt_ids) if run.prompt_ids else None,
         repetitions=run.repetitions, warmup=run.warmup, cooldown_s=run.cooldown_s,
         timeout_s=run.timeout_s,

@@ -27,6 +27,15 @@ class Artifact:
     path: Path
     size_bytes: int
     sha256: str
+    parameters: int | None = None
+    weight_bytes: int | None = None
+
+    @property
+    def bits_per_weight(self) -> float | None:
+        """Bytes of weight data x 8 / parameters (None when unknown)."""
+        if not self.parameters or self.weight_bytes is None:
+            return None
+        return self.weight_bytes * 8 / self.parameters
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,8 @@ class ResolvedModel:
     sha256: str
     source: Path
     artifacts: tuple[Artifact, ...]
+    #: (format, precision) pairs absent now that ``edgebench prepare`` can make.
+    preparable: tuple[tuple[str, str], ...] = ()
 
     def artifact(self, fmt: str, precision: str) -> Artifact | None:
         """The artifact of that format and precision, if present."""
@@ -108,7 +119,8 @@ def _gguf_artifact(path: Path, sha: str) -> Artifact:
     info = read_gguf(path)
     if info.precision is None:
         raise ModelError(f"{path}: unknown GGUF file type {info.metadata.get('general.file_type')}")
-    return Artifact("gguf", info.precision, path, path.stat().st_size, sha)
+    return Artifact("gguf", info.precision, path, path.stat().st_size, sha, info.parameters,
+                    info.data_bytes)
 
 
 def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:

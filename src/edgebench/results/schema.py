@@ -78,6 +78,8 @@ _OPTIONAL: dict[str, Any] = {
     "artifact_sha256": str | None,
     "artifact_path": str | None,
     "model_bytes": int | None,
+    "artifact_precision_class": str | None,  # ultra-low / low / medium / high
+    "bits_per_weight": float | None,  # measured from the artifact: weight bytes x 8 / params
     "prompt_ids_sha256": str | None,
     "repetitions": int | None,
     "warmup": int | None,

@@ -36,6 +36,8 @@ class PlannedRun:
     timeout_s: float
     artifact: Artifact | None = None
     skip_reason: str | None = None
+    prepare: str | None = None  # "format:precision" to prepare before measuring
+    model_ref: str = ""  # the model as the suite named it (registered name or path)
     prompt_ids: tuple[int, ...] = field(default=(), compare=False)
 
     @property
@@ -93,24 +95,27 @@ def expand(suite: Suite, resolve: Callable[[str], ResolvedModel]) -> list[Planne
         spec = FRAMEWORKS[c["framework"]]
         threads = auto_threads() if c["threads"] == "auto" else int(c["threads"])
         artifact = model.artifact(spec.artifact_format, c["precision"])
-        reason = None
+        reason, prepare = None, None
         if c["precision"] not in spec.precisions:
             reason = (f"{spec.name} does not run precision {c['precision']} "
                       f"(it runs {', '.join(spec.precisions)})")
         elif c["device"] not in spec.devices:
             reason = (f"{spec.name} has no device {c['device']} "
                       f"(it has {', '.join(spec.devices)})")
+        elif artifact is None and (spec.artifact_format, c["precision"]) in model.preparable:
+            prepare = f"{spec.artifact_format}:{c['precision']}"
         elif artifact is None:
             have = ", ".join(f"{a.format}:{a.precision}" for a in model.artifacts) or "none"
             reason = (f"no {spec.artifact_format} {c['precision']} artifact of {model.name} "
                       f"(available: {have})")
         runs.append(PlannedRun(
-            model=model.name, model_sha256=model.sha256, framework=spec.name,
+            model=model.name, model_ref=c["model"], model_sha256=model.sha256,
+            framework=spec.name,
             precision=c["precision"], device=c["device"], prompt_tokens=c["prompt_tokens"],
             new_tokens=c["new_tokens"], threads=threads,
             options=dict(suite.options.get(spec.name, {})), suite=suite.name,
             repetitions=suite.repetitions, warmup=suite.warmup, cooldown_s=suite.cooldown_s,
-            timeout_s=suite.timeout_s, artifact=artifact, skip_reason=reason,
+            timeout_s=suite.timeout_s, artifact=artifact, skip_reason=reason, prepare=prepare,
         ))
     return runs
 
