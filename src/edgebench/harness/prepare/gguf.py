@@ -7,7 +7,9 @@ needs ``allow_requantize``); every quantized type is made from the F16 artifact,
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import logging
 import os
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
@@ -69,11 +71,18 @@ def quantize(src: Path, dst: Path, precision: str, threads: int | None = None) -
     params.nthread = threads or os.cpu_count() or 1
     with tempfile.NamedTemporaryFile(prefix="edgebench-quantize-", suffix=".log") as log:
         saved = os.dup(2)
-        os.dup2(log.fileno(), 2)
+        os.dup2(log.fileno(), 2)  # llama.cpp's C code logs to fd 2 ...
+        # ... and llama-cpp-python's log callback to sys.stderr, filtered by its logger's level,
+        # which an earlier ``Llama(verbose=False)`` in this process may have raised to ERROR.
+        logger = logging.getLogger("llama-cpp-python")
+        level = logger.level
+        logger.setLevel(logging.DEBUG)
         try:
-            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(),
-                                                ctypes.byref(params))
+            with open(log.name, "a") as text, contextlib.redirect_stderr(text):
+                rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(),
+                                                    ctypes.byref(params))
         finally:
+            logger.setLevel(level)
             os.dup2(saved, 2)
             os.close(saved)
         if rc != 0 or not dst.exists():
