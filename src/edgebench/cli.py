@@ -11,7 +11,7 @@ import sys
 import click
 
 from edgebench import __version__, api
-from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.errors import ConfigError, EdgebenchError, RunnerUnavailable
 from edgebench.locations import cache_dir as cache_dir_path
 from edgebench.locations import store_dir
 from edgebench.output import FORMATS, render
@@ -199,6 +199,19 @@ def _manifest_row(m, cache) -> dict:
             "bits_per_weight": round(m.bits_per_weight, 3), "size_mb": m.size_bytes / 2**20,
             "wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "source": m.source_name,
             "source_precision": m.source_precision, "path": str(artifact_path(m, cache))}
+
+
+@cli.command("tiny-model")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True)
+def tiny_model(out, seed):
+    """Write a tiny random-weight Gemma 3 checkpoint to OUT (to test recipes in seconds)."""
+    from edgebench.models.tiny import make_tiny_gemma3
+
+    try:
+        click.echo(make_tiny_gemma3(out, seed=seed))
+    except ImportError as e:
+        raise RunnerUnavailable(f"{e.name} is not installed", extra="convert") from None
 
 
 @cli.command()

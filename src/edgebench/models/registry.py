@@ -16,6 +16,7 @@ from pathlib import Path
 from edgebench.errors import ModelError
 from edgebench.harness.registry import suggest
 from edgebench.models.gguf_file import read_gguf
+from edgebench.models.safetensors_file import checkpoint_precision, safetensors_stats
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,21 @@ def _gguf_artifact(path: Path, sha: str) -> Artifact:
                     info.data_bytes)
 
 
+def hf_artifact(folder: Path, cache: Path) -> Artifact:
+    """A Hugging Face checkpoint folder (config.json + safetensors) as an artifact."""
+    params, data = safetensors_stats(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    sha = hashlib.sha256("".join(f"{p.name}:{file_sha256(p, cache)}" for p in files)
+                         .encode()).hexdigest()
+    size = sum(p.stat().st_size for p in files)
+    return Artifact("hf", checkpoint_precision(folder), folder, size, sha, params, data)
+
+
+def _hf_model(folder: Path, cache: Path) -> ResolvedModel:
+    art = hf_artifact(folder, cache)
+    return ResolvedModel(folder.name, art.sha256, folder, (art,))
+
+
 def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:
     """Resolve a registered name or a local path (GGUF file, or folder of GGUF files).
 
@@ -138,10 +154,12 @@ def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:
     if path.is_file():
         sha = file_sha256(path, cache)
         return ResolvedModel(path.stem, sha, path, (_gguf_artifact(path, sha),))
+    if path.is_dir() and (path / "config.json").exists():
+        return _hf_model(path, cache)
     if path.is_dir():
         ggufs = sorted(path.glob("*.gguf"))
         if not ggufs:
-            raise ModelError(f"model folder {path} holds no .gguf file")
+            raise ModelError(f"model folder {path} holds no .gguf file and no config.json")
         arts = tuple(_gguf_artifact(p, file_sha256(p, cache)) for p in ggufs)
         folder_sha = hashlib.sha256("".join(a.sha256 for a in arts).encode()).hexdigest()
         return ResolvedModel(path.name, folder_sha, path, arts)
@@ -149,5 +167,6 @@ def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:
         raise ModelError(f"model path {name_or_path} does not exist")
     raise ModelError(
         f"unknown model {name_or_path!r}{suggest(name_or_path, MODELS)}; "
-        f"known: {', '.join(MODELS)} (or give a path to a GGUF file or folder)"
+        f"known: {', '.join(MODELS)} (or give a path to a GGUF file, a folder of them, "
+        "or a Hugging Face checkpoint folder)"
     )

@@ -23,10 +23,16 @@ from edgebench.harness.registry import suggest
 from edgebench.models.registry import Artifact, ResolvedModel, file_sha256
 
 #: format -> recipe module (imported lazily) and the precisions it writes.
-RECIPES = {"gguf": "edgebench.harness.prepare.gguf"}
+RECIPES = {
+    "gguf": "edgebench.harness.prepare.gguf",
+    "hf": "edgebench.harness.prepare.hf",
+    "mlx": "edgebench.harness.prepare.mlx",
+}
 PRECISIONS = {
     "gguf": ("f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s",
              "q4_0", "q3_k_m", "q3_k_s", "q2_k"),
+    "hf": ("f32",),
+    "mlx": ("fp16", "bf16", "8bit", "4bit"),
 }
 _RANK = ("f32", "bf16", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s", "q4_0",
          "q3_k_m", "q3_k_s", "q2_k")
@@ -61,11 +67,14 @@ def recipe(fmt: str) -> ModuleType:
 
 
 def source_of(model: ResolvedModel) -> SourceModel:
-    """The highest-precision artifact the model came with: what every target is made from."""
-    own = [a for a in model.artifacts if a.format == "gguf" and a.precision in _RANK]
+    """What every target is made from: the model's Hugging Face checkpoint if it came as one,
+    else its highest-precision GGUF file."""
+    own = [a for a in model.artifacts if a.format == "hf"] or sorted(
+        (a for a in model.artifacts if a.format == "gguf" and a.precision in _RANK),
+        key=lambda a: _RANK.index(a.precision))
     if not own:
-        raise ConfigError(f"model {model.name} has no GGUF file to prepare targets from")
-    best = min(own, key=lambda a: _RANK.index(a.precision))
+        raise ConfigError(f"model {model.name} has no GGUF file or checkpoint to prepare from")
+    best = own[0]
     return SourceModel(model.name, model.sha256, best.path, best.format, best.precision)
 
 
