@@ -28,6 +28,8 @@ def tests_core(session):
 
 @nox.session
 def bench(session):
-    """Harness overhead vs a bare llama-cpp-python loop (prints the ratios)."""
-    session.install("-e", ".[llama-cpp,test]")
-    session.run("python", "benchmarks/bench_overhead.py", *session.posargs)
+    """Benchmarks: harness overhead vs bare llama-cpp-python (default), or `-- prepare`."""
+    session.install("torch==2.13.0")  # a CPU build for the conversion recipes
+    session.install("-e", ".[llama-cpp,convert,mlx,test]")
+    which = session.posargs[0] if session.posargs else "overhead"
+    session.run("python", f"benchmarks/bench_{which}.py", *session.posargs[1:])

@@ -140,7 +140,7 @@ def prepare(source: SourceModel, target: Target, cache_root: Path) -> Manifest:
     mod = recipe(target.format)
     if (reason := mod.accepts(source)) is not None:
         raise ConfigError(f"cannot prepare {target} from {source.name}: {reason}")
-    tools = {"edgebench-recipe": f"{target.format}-v1", **mod.tools()}
+    tools = mod.tools()
     store = ArtifactCache(cache_root)
     key = _key(source, target)
     if (hit := store.get(target.format, key)) is not None:
