@@ -15,6 +15,7 @@ def test_read_tiny_gguf(tiny_gguf):
     # tensor a: 128 f32 = 512 bytes; b starts aligned at 512, 64 f16 = 128 bytes
     assert info.data_bytes == 640
     assert info.context_length == 128
+    assert info.tensor_types == {"F32": 1, "F16": 1}
 
 
 @pytest.mark.parametrize("cut, message", [(10, "cut short"), (-100, "truncated")])

@@ -126,3 +126,19 @@ def test_gguf_q8_0_from_gemma_then_cache_hit():
     (run,) = api.plan(api.make_suite("smoke", precisions=["q8_0"]), cache)
     assert run.prepare is None and run.artifact.path == path
     assert run.artifact.bits_per_weight == pytest.approx(man.bits_per_weight)
+
+
+@needs_llama
+def test_gguf_notes_say_what_the_quantizer_really_stored():
+    from edgebench import api
+    from edgebench.locations import cache_dir
+
+    (man,) = api.prepare("gemma-3-270m", ["gguf:q2_k"], cache_dir())
+    info = read_gguf(prep.artifact_path(man, cache_dir()))
+    counts = ", ".join(f"{t} x{n}" for t, n in sorted(info.tensor_types.items(),
+                                                       key=lambda kv: -kv[1]))
+    assert f"tensor types: {counts}" in man.notes
+    # Gemma 3 270M's 640-wide rows do not split into 256-weight K-quant blocks
+    assert "Q2_K" not in info.tensor_types
+    assert any("no tensor is stored as Q2_K" in n for n in man.notes)
+    assert man.bits_per_weight > 4  # what the file really holds, not the nominal 2 bits

@@ -198,7 +198,8 @@ def _manifest_row(m, cache) -> dict:
     return {"target": f"{m.format}:{m.precision}", "class": m.precision_class,
             "bits_per_weight": round(m.bits_per_weight, 3), "size_mb": m.size_bytes / 2**20,
             "wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "source": m.source_name,
-            "source_precision": m.source_precision, "path": str(artifact_path(m, cache))}
+            "source_precision": m.source_precision, "created": m.created_at,
+            "path": str(artifact_path(m, cache)), "notes": "; ".join(m.notes)}
 
 
 @cli.command("tiny-model")

@@ -39,6 +39,7 @@ class GGUFInfo:
     tensor_count: int
     parameters: int
     data_bytes: int
+    tensor_types: dict[str, int]  # ggml type name -> number of tensors stored in it
 
     @property
     def architecture(self) -> str | None:
@@ -108,7 +109,7 @@ def read_gguf(path: str | Path) -> GGUFInfo:
         ModelError: not a GGUF file, an unsupported version, a header that ends early, or
             tensor data that extends past the end of the file (a truncated download).
     """
-    from gguf.constants import GGML_QUANT_SIZES  # pure Python; imported only when needed
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType  # pure Python
 
     path = Path(path)
     try:
@@ -131,7 +132,7 @@ def read_gguf(path: str | Path) -> GGUFInfo:
                 for _ in range(n_kv):
                     key = cur.string()
                     meta[key] = cur.value(cur.unpack("I"))
-                params, end = 0, 0
+                params, end, types = 0, 0, {}
                 for _ in range(n_tensors):
                     name = cur.string()
                     dims = [cur.unpack("Q") for _ in range(cur.unpack("I"))]
@@ -144,6 +145,8 @@ def read_gguf(path: str | Path) -> GGUFInfo:
                     except (KeyError, ValueError) as e:
                         raise ModelError(f"{path}: tensor {name} has unknown type {ttype}") from e
                     params += count
+                    tname = GGMLQuantizationType(ttype).name
+                    types[tname] = types.get(tname, 0) + 1
                     end = max(end, offset + count // block * type_size)
             except (EOFError, ValueError, UnicodeDecodeError, struct.error) as e:
                 raise ModelError(f"{path} is not a valid GGUF file (header is cut short)") from e
@@ -154,4 +157,4 @@ def read_gguf(path: str | Path) -> GGUFInfo:
             f"{path} is truncated: tensor data needs {data_start + end:,} bytes, "
             f"the file has {size:,}"
         )
-    return GGUFInfo(path, version, meta, n_tensors, params, end)
+    return GGUFInfo(path, version, meta, n_tensors, params, end, types)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgebench.harness.prepare.manifest import MANIFEST_NAME, Manifest
 
-RECIPE_VERSION = 1  # bump when a recipe changes what it writes
+RECIPE_VERSION = 1  # bump when the cache layout changes; recipes version themselves in tools()
 
 
 def artifact_key(source_sha256: str, fmt: str, precision: str, tools: dict[str, str]) -> str:

@@ -35,7 +35,8 @@ _FTYPE = {  # edgebench name -> llama_ftype name in llama_cpp
 def tools() -> dict[str, str]:
     """Versions that decide the bytes written (read from metadata: nothing is imported)."""
     try:
-        return {"llama-cpp-python": version("llama-cpp-python")}
+        # "recipe" changes whenever this file changes what it writes (v2: tensor-type notes)
+        return {"llama-cpp-python": version("llama-cpp-python"), "recipe": "gguf-v2"}
     except PackageNotFoundError as e:
         raise RunnerUnavailable("llama-cpp-python is needed to write GGUF files",
                                 extra=EXTRA) from e
@@ -110,4 +111,11 @@ def build(source: SourceModel, precision: str, out: Path, dependency: need_depen
                         if source.precision not in HIGH else ""))
     quantize(src, dst, precision)
     info = read_gguf(dst)
+    counts = ", ".join(f"{t} x{n}" for t, n in sorted(info.tensor_types.items(),
+                                                       key=lambda kv: -kv[1]))
+    notes.append(f"tensor types: {counts}")
+    nominal = _FTYPE[precision].split("_", 1)[1].removesuffix("_M").removesuffix("_S")
+    if precision not in HIGH and not any(t.startswith(nominal) for t in info.tensor_types):
+        notes.append(f"no tensor is stored as {nominal}: llama.cpp fell back to other types "
+                     "for every tensor of this model")
     return BuildResult(dst.name, info.parameters, info.data_bytes, notes)
