@@ -105,3 +105,35 @@ def test_gemma_gguf_dequantized_to_checkpoint():
         assert list(r.generate(ids, 8).token_ids) == hf_out
     finally:
         r.close()
+
+
+@needs_mlx
+def test_mlx_refuses_an_architecture_it_lacks_by_name(tiny, tmp_path):
+    import json
+    import shutil
+
+    from edgebench.errors import ConfigError
+
+    copy = tmp_path / "odd"
+    shutil.copytree(tiny, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["model_type"] = "no_such_arch"
+    (copy / "config.json").write_text(json.dumps(cfg))
+    source = prep.source_of(resolve_model(str(copy), tmp_path))
+    with pytest.raises(ConfigError, match="cannot prepare mlx:4bit from odd: mlx-lm has no "
+                                          "implementation of architecture 'no_such_arch'"):
+        prep.prepare(source, prep.parse_target("mlx:4bit"), tmp_path / "cache")
+
+
+@needs_convert
+def test_truncated_checkpoint_is_refused(tiny, tmp_path):
+    import shutil
+
+    from edgebench.errors import ModelError
+
+    copy = tmp_path / "cut"
+    shutil.copytree(tiny, copy)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(ModelError, match="model.safetensors is truncated"):
+        resolve_model(str(copy), tmp_path)

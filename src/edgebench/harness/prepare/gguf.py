@@ -44,8 +44,17 @@ def tools() -> dict[str, str]:
 
 def accepts(source: SourceModel) -> str | None:
     """None if this recipe can convert ``source``, else the reason it cannot."""
-    return None if source.format == "gguf" else (
-        f"gguf targets are made from a GGUF source here, not from {source.format}")
+    if source.format == "gguf":
+        return None
+    arch = ""
+    if source.format == "hf":
+        import json
+
+        cfg = json.loads((source.path / "config.json").read_text())
+        arch = f" (architecture {', '.join(cfg.get('architectures') or ['unknown'])})"
+    return (f"gguf targets are made from a GGUF source here, not from a {source.format} "
+            f"checkpoint{arch}: llama.cpp's convert_hf_to_gguf.py is not shipped in any "
+            "installable package")
 
 
 def dependencies(source: SourceModel, precision: str) -> list:

@@ -29,7 +29,19 @@ def tools() -> dict[str, str]:
 
 
 def accepts(source: SourceModel) -> str | None:
-    return None if source.format in ("hf", "gguf") else f"cannot convert {source.format} to MLX"
+    if source.format == "gguf":
+        return None  # dequantized to a checkpoint first; the hf recipe checks the architecture
+    if source.format != "hf":
+        return f"cannot convert {source.format} to MLX"
+    import importlib.util
+    import json
+
+    model_type = json.loads((source.path / "config.json").read_text()).get("model_type")
+    if importlib.util.find_spec("mlx_lm") is None:
+        return None  # tools() reports the missing package with its install hint
+    if model_type is None or importlib.util.find_spec(f"mlx_lm.models.{model_type}") is None:
+        return f"mlx-lm has no implementation of architecture {model_type!r}"
+    return None
 
 
 def dependencies(source: SourceModel, precision: str) -> list:
