@@ -137,3 +137,62 @@ def test_truncated_checkpoint_is_refused(tiny, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-1000])
     with pytest.raises(ModelError, match="model.safetensors is truncated"):
         resolve_model(str(copy), tmp_path)
+
+
+HAS_ORT = HAS_CONVERT and all(importlib.util.find_spec(m) for m in
+                              ("onnxruntime_genai", "onnx", "onnx_ir", "onnxscript"))
+HAS_OV = importlib.util.find_spec("openvino_genai") is not None
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="ONNX Runtime GenAI builder stack not installed "
+                                        "(pip install -e '.[ort-genai,convert]')")
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int4"])
+def test_onnx_recipe_on_tiny_loads_and_generates(tiny, tmp_path, precision):
+    import onnxruntime_genai as og
+
+    cache = tmp_path / "cache"
+    source = prep.source_of(resolve_model(str(tiny), cache))
+    man = prep.prepare(source, prep.parse_target(f"onnx:{precision}"), cache)
+    assert man.format == "onnx" and man.tool_versions["onnxruntime-genai"]
+    model = og.Model(str(prep.artifact_path(man, cache)))
+    params = og.GeneratorParams(model)
+    params.set_search_options(do_sample=False)
+    gen = og.Generator(model, params)
+    gen.append_tokens([2, 10, 11, 12])
+    out = []
+    for _ in range(4):
+        gen.generate_next_token()
+        out.append(int(gen.get_next_tokens()[0]))
+    assert len(out) == 4 and all(0 <= t < 512 for t in out)
+    if precision == "fp32":  # same weights as transformers: same greedy tokens
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        ref = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+        want = ref.generate(torch.tensor([[2, 10, 11, 12]]), max_new_tokens=4,
+                            do_sample=False)[0, 4:].tolist()
+        assert out == want
+
+
+@pytest.mark.skipif(not (HAS_CONVERT and HAS_OV), reason="openvino-genai or the conversion stack "
+                    "is not installed (pip install -e '.[openvino,convert]')")
+def test_openvino_recipe_on_tiny_loads_and_generates(tiny, tmp_path):
+    """Exports in a pinned converter environment (made once under the user cache, ~2 min)."""
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as ovg
+
+    cache = tmp_path / "cache"
+    source = prep.source_of(resolve_model(str(tiny), cache))
+    man = prep.prepare(source, prep.parse_target("openvino:int4"), cache)
+    folder = prep.artifact_path(man, cache)
+    assert (folder / "openvino_tokenizer.xml").exists()
+    assert (folder / "openvino_detokenizer.xml").exists()
+    assert "int4 group size 64" in man.notes
+    assert any(n.startswith("NNCF:") for n in man.notes)
+    pipe = ovg.LLMPipeline(str(folder), "CPU")
+    cfg = ovg.GenerationConfig()
+    cfg.max_new_tokens, cfg.do_sample = 4, False
+    cfg.ignore_eos = True
+    res = pipe.generate(ov.Tensor(np.array([[2, 10, 11, 12]], dtype=np.int64)), cfg)
+    assert len(list(res.tokens[0])) == 4

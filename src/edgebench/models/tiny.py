@@ -8,6 +8,7 @@ real.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 VOCAB = 512
@@ -31,6 +32,11 @@ def _tokenizer(out: Path) -> None:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
                                    pad_token="<pad>", unk_token="<unk>")
     fast.save_pretrained(out)
+    # transformers 5 writes its internal class name, which 4.x converters cannot import
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg_path.write_text(json.dumps(cfg, indent=2))
 
 
 def make_tiny_gemma3(out: str | Path, seed: int = 0, hidden: int = 64) -> Path:

@@ -27,12 +27,16 @@ RECIPES = {
     "gguf": "edgebench.harness.prepare.gguf",
     "hf": "edgebench.harness.prepare.hf",
     "mlx": "edgebench.harness.prepare.mlx",
+    "openvino": "edgebench.harness.prepare.openvino",
+    "onnx": "edgebench.harness.prepare.onnx",
 }
 PRECISIONS = {
     "gguf": ("f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s",
              "q4_0", "q3_k_m", "q3_k_s", "q2_k"),
     "hf": ("f32",),
     "mlx": ("fp16", "bf16", "8bit", "4bit"),
+    "openvino": ("fp32", "fp16", "int8", "int4"),
+    "onnx": ("fp32", "fp16", "int8", "int4"),
 }
 _RANK = ("f32", "bf16", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s", "q4_0",
          "q3_k_m", "q3_k_s", "q2_k")
