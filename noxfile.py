@@ -14,8 +14,9 @@ def lint(session):
 
 @nox.session
 def tests(session):
-    """Every test, the real llama.cpp runtime included (pip caches the compiled wheel)."""
-    session.install("-e", ".[llama-cpp,test]")
+    """Every test, real runtimes and converters included (pip caches the compiled wheel)."""
+    session.install("torch==2.13.0")  # a CPU build (a plain 'torch' pulls a CUDA build)
+    session.install("-e", ".[llama-cpp,convert,mlx,ort-genai,openvino,test]")
     session.run("pytest", *session.posargs)
 
 
@@ -30,6 +31,6 @@ def tests_core(session):
 def bench(session):
     """Benchmarks: harness overhead vs bare llama-cpp-python (default), or `-- prepare`."""
     session.install("torch==2.13.0")  # a CPU build for the conversion recipes
-    session.install("-e", ".[llama-cpp,convert,mlx,test]")
+    session.install("-e", ".[llama-cpp,convert,mlx,ort-genai,openvino,test]")
     which = session.posargs[0] if session.posargs else "overhead"
     session.run("python", f"benchmarks/bench_{which}.py", *session.posargs[1:])

@@ -22,19 +22,21 @@ from edgebench.locations import cache_dir
 
 DEFAULT_TARGETS = ["gguf:f16", "gguf:q8_0", "gguf:q6_k", "gguf:q5_k_m", "gguf:q4_k_m",
                    "gguf:q4_0", "gguf:q3_k_m", "gguf:q2_k", "hf:f32", "mlx:fp16", "mlx:8bit",
-                   "mlx:4bit"]
+                   "mlx:4bit", "onnx:fp32", "onnx:fp16", "onnx:int8", "onnx:int4",
+                   "openvino:fp16", "openvino:int8", "openvino:int4"]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="gemma-3-270m")
     ap.add_argument("--target", action="append", help="FORMAT:PRECISION; repeatable")
+    ap.add_argument("--keep", help="build into this folder (kept) instead of a temporary one")
     args = ap.parse_args()
     targets = args.target or DEFAULT_TARGETS
     model = api.resolve_model(args.model, cache_dir())  # the assembled source stays shared
     source = prep.source_of(model)
     with tempfile.TemporaryDirectory(prefix="edgebench-bench-prepare-") as tmp:
-        cache = Path(tmp)
+        cache = Path(args.keep or tmp)
         print(f"{'target':<13} {'wall s':>8} {'peak RSS MB':>12} {'bits/weight':>12} "
               f"{'size MB':>9}  class")
         for t in targets:
