@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +17,7 @@ from edgebench.errors import ConfigError
 from edgebench.harness.memory import RssSampler
 from edgebench.harness.prepare.cache import ArtifactCache, artifact_key
 from edgebench.harness.prepare.manifest import Manifest, bits_per_weight, precision_class
-from edgebench.harness.prepare.recipe import SourceModel
+from edgebench.harness.prepare.recipe import SourceModel, Target
 from edgebench.harness.registry import suggest
 from edgebench.models.registry import Artifact, ResolvedModel, file_sha256
 
@@ -40,15 +39,6 @@ PRECISIONS = {
 }
 _RANK = ("f32", "bf16", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s", "q4_0",
          "q3_k_m", "q3_k_s", "q2_k")
-
-
-@dataclass(frozen=True)
-class Target:
-    format: str
-    precision: str
-
-    def __str__(self) -> str:
-        return f"{self.format}:{self.precision}"
 
 
 def parse_target(text: str) -> Target:

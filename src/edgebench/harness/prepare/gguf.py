@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from edgebench.errors import RunFailed, RunnerUnavailable
-from edgebench.harness.prepare.recipe import BuildResult, SourceModel, need_dependency
+from edgebench.harness.prepare.recipe import BuildResult, SourceModel, Target, need_dependency
 from edgebench.models.gguf_file import read_gguf
 
 FORMAT = "gguf"
@@ -59,8 +59,6 @@ def accepts(source: SourceModel) -> str | None:
 
 def dependencies(source: SourceModel, precision: str) -> list:
     """Quantized types are made from the F16 artifact unless the source is high precision."""
-    from edgebench.harness.prepare import Target
-
     if precision in HIGH or source.precision in HIGH:
         return []
     return [Target(FORMAT, "f16")]

@@ -12,7 +12,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from edgebench.errors import RunFailed, RunnerUnavailable
-from edgebench.harness.prepare.recipe import BuildResult, SourceModel, need_dependency
+from edgebench.harness.prepare.recipe import (
+    BuildResult,
+    SourceModel,
+    checkpoint_of,
+    need_dependency,
+    needs_checkpoint,
+)
 from edgebench.models.safetensors_file import safetensors_stats
 
 FORMAT = "mlx"
@@ -45,17 +51,14 @@ def accepts(source: SourceModel) -> str | None:
 
 
 def dependencies(source: SourceModel, precision: str) -> list:
-    from edgebench.harness.prepare import Target
-
-    return [Target("hf", "f32")] if source.format == "gguf" else []
+    return needs_checkpoint(source)
 
 
 def build(source: SourceModel, precision: str, out: Path, dependency: need_dependency
           ) -> BuildResult:
     from mlx_lm import convert
 
-    hf = dependency("hf", "f32") if source.format == "gguf" else source.path
-    params, _ = safetensors_stats(hf)
+    hf, params = checkpoint_of(source, dependency)
     dst = out / "mlx"
     bits = {"8bit": 8, "4bit": 4}.get(precision)
     log = io.StringIO()

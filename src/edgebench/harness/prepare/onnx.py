@@ -15,8 +15,13 @@ from pathlib import Path
 
 from edgebench.errors import RunnerUnavailable
 from edgebench.harness.prepare.envs import run_logged
-from edgebench.harness.prepare.recipe import BuildResult, SourceModel, need_dependency
-from edgebench.models.safetensors_file import safetensors_stats
+from edgebench.harness.prepare.recipe import (
+    BuildResult,
+    SourceModel,
+    checkpoint_of,
+    need_dependency,
+    needs_checkpoint,
+)
 
 FORMAT = "onnx"
 EXTRA = "ort-genai"
@@ -38,15 +43,12 @@ def accepts(source: SourceModel) -> str | None:
 
 
 def dependencies(source: SourceModel, precision: str) -> list:
-    from edgebench.harness.prepare import Target
-
-    return [Target("hf", "f32")] if source.format == "gguf" else []
+    return needs_checkpoint(source)
 
 
 def build(source: SourceModel, precision: str, out: Path, dependency: need_dependency
           ) -> BuildResult:
-    hf = dependency("hf", "f32") if source.format == "gguf" else source.path
-    params, _ = safetensors_stats(hf)
+    hf, params = checkpoint_of(source, dependency)
     dst = out / "onnx"
     run_logged([sys.executable, "-m", "edgebench.harness.prepare.ort_builder", str(hf),
                 str(dst), precision, "cpu"], what=f"ONNX Runtime GenAI builder ({precision})")

@@ -14,8 +14,13 @@ from pathlib import Path
 
 from edgebench.errors import RunFailed
 from edgebench.harness.prepare.envs import ConverterEnv
-from edgebench.harness.prepare.recipe import BuildResult, SourceModel, need_dependency
-from edgebench.models.safetensors_file import safetensors_stats
+from edgebench.harness.prepare.recipe import (
+    BuildResult,
+    SourceModel,
+    checkpoint_of,
+    need_dependency,
+    needs_checkpoint,
+)
 
 FORMAT = "openvino"
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
@@ -42,17 +47,14 @@ def accepts(source: SourceModel) -> str | None:
 
 
 def dependencies(source: SourceModel, precision: str) -> list:
-    from edgebench.harness.prepare import Target
-
-    return [Target("hf", "f32")] if source.format == "gguf" else []
+    return needs_checkpoint(source)
 
 
 def build(source: SourceModel, precision: str, out: Path, dependency: need_dependency
           ) -> BuildResult:
     from edgebench.locations import cache_dir
 
-    hf = dependency("hf", "f32") if source.format == "gguf" else source.path
-    params, _ = safetensors_stats(hf)
+    hf, params = checkpoint_of(source, dependency)
     dst = out / "openvino"
     args = ["-c", _EXPORT, "export", "openvino", "-m", str(hf), "--task",
             "text-generation-with-past", "--weight-format", precision]
