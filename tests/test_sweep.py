@@ -113,3 +113,27 @@ def test_failed_preparation_becomes_error_row(sweep, monkeypatch):
     (row,) = out.rows
     assert row.status == "error" and "preparing gguf:q8_0 failed" in row.message
     assert "bad tensor" in row.message and not calls
+
+
+def test_every_runtime_and_precision_gets_the_same_prompt_ids(sweep, monkeypatch):
+    suite, store, cache, calls = sweep
+    import dataclasses
+
+    def fake_prepared(run, cache_root):  # pretend every artifact exists
+        art = api.resolve_model(run.model_ref, cache_root).artifacts[0]
+        return dataclasses.replace(run, artifact=dataclasses.replace(
+            art, format=run.prepare.split(":")[0], precision=run.precision), prepare=None)
+
+    monkeypatch.setattr(api, "_prepared", fake_prepared)
+    seen = []
+    monkeypatch.setattr(api, "prompt_ids", lambda sha, src, n, c: seen.append(src) or list(
+        range(100, 100 + n)))
+    mixed = suite.override(new_tokens=[4], precisions=["q4_k_m", "q8_0"]).override(
+        include=({"framework": "ort-genai", "precision": "int4"},
+                 {"framework": "mlx", "precision": "4bit"}))
+    out = api.run_suite(mixed, store, cache)
+    assert out.counts == {"ok": 4}
+    assert {r.framework for r in calls} == {"llama-cpp", "ort-genai", "mlx"}
+    assert {r.prompt_ids for r in calls} == {tuple(range(100, 100 + mixed.prompt_tokens[0]))}
+    assert len(seen) == 1  # tokenized once per model, from the model's source
+    assert len({r.prompt_ids_sha256 for r in out.rows}) == 1

@@ -120,11 +120,12 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
             return record_for(run, ctx, "unavailable", f"cannot prepare {run.prepare}: {e}")
         except EdgebenchError as e:
             return record_for(run, ctx, "error", f"preparing {run.prepare} failed: {e}")
-    key = (run.artifact.sha256, run.prompt_tokens)
+    key = (run.model_sha256, run.prompt_tokens)
     if key not in prompts:
-        try:
-            prompts[key] = prompt_ids(run.model_sha256, run.artifact.path, run.prompt_tokens,
-                                      cache)
+        try:  # the model's own tokenizer, from its source: the same IDs for every runtime
+            source = prepare_mod.source_of(resolve_model(run.model_ref, cache)).path \
+                if run.model_ref else run.artifact.path
+            prompts[key] = prompt_ids(run.model_sha256, source, run.prompt_tokens, cache)
         except RunnerUnavailable as e:
             prompts[key] = e
     ids = prompts[key]

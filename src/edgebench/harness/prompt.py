@@ -39,11 +39,12 @@ def quiet_stderr():
         os.close(devnull)
 
 
-def prompt_ids(model_sha256: str, gguf_path: Path, n_tokens: int, cache: Path) -> list[int]:
+def prompt_ids(model_sha256: str, source: Path, n_tokens: int, cache: Path) -> list[int]:
     """The first ``n_tokens`` token IDs (BOS first) of the prompt text, for this model.
 
-    Tokenized with the model's own tokenizer (llama.cpp, vocabulary only) and cached by model
-    hash, prompt version and length, so every later run and runtime reuses the same IDs.
+    Tokenized once with the model's own tokenizer, from its source: a GGUF file (llama.cpp,
+    vocabulary only) or a checkpoint folder (its ``tokenizer.json``), and cached by model
+    hash, prompt version and length, so every later run and every runtime gets the same IDs.
 
     Raises:
         RunnerUnavailable: no tokenizer is installed for this model's format.
@@ -51,6 +52,25 @@ def prompt_ids(model_sha256: str, gguf_path: Path, n_tokens: int, cache: Path) -
     memo = cache / "prompts" / f"{model_sha256[:16]}-{PROMPT_VERSION}-{n_tokens}.json"
     if memo.exists():
         return json.loads(memo.read_text())
+    ids = _hf_ids(source, n_tokens) if source.is_dir() else _gguf_ids(source, n_tokens)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(ids))
+    os.replace(tmp, memo)
+    return ids
+
+
+def _hf_ids(folder: Path, n_tokens: int) -> list[int]:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    text = prompt_text()
+    one = len(tok.encode(text, add_special_tokens=False).ids)
+    ids = tok.encode(" ".join([text] * (n_tokens // max(one, 1) + 1))).ids
+    return ids[:n_tokens]
+
+
+def _gguf_ids(gguf_path: Path, n_tokens: int) -> list[int]:
     from edgebench.harness.runners.llama_cpp import _import
 
     lc = _import()
@@ -60,11 +80,6 @@ def prompt_ids(model_sha256: str, gguf_path: Path, n_tokens: int, cache: Path) -
         text = prompt_text()
         one = len(vocab.tokenize(text.encode(), add_bos=False))
         repeats = n_tokens // max(one, 1) + 1
-        ids = vocab.tokenize((" ".join([text] * repeats)).encode(), add_bos=True)[:n_tokens]
+        return vocab.tokenize((" ".join([text] * repeats)).encode(), add_bos=True)[:n_tokens]
     finally:
         vocab.close()
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(ids))
-    os.replace(tmp, memo)
-    return ids

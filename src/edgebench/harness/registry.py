@@ -50,6 +50,27 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             devices=("cpu", "cuda", "metal", "vulkan"),
             description="llama.cpp through llama-cpp-python (GGUF)",
         ),
+        FrameworkSpec(
+            name="ort-genai",
+            target="edgebench.harness.runners.ort_genai:OrtGenAIRunner",
+            extra="ort-genai", artifact_format="onnx",
+            precisions=("fp32", "fp16", "int8", "int4"), devices=("cpu", "cuda"),
+            description="ONNX Runtime GenAI (model builder output)",
+        ),
+        FrameworkSpec(
+            name="openvino",
+            target="edgebench.harness.runners.openvino_genai:OpenVINOGenAIRunner",
+            extra="openvino", artifact_format="openvino",
+            precisions=("fp32", "fp16", "int8", "int4"), devices=("cpu", "gpu", "npu"),
+            description="OpenVINO GenAI (IR with NNCF weight compression)",
+        ),
+        FrameworkSpec(
+            name="mlx",
+            target="edgebench.harness.runners.mlx_lm:MlxLmRunner",
+            extra="mlx", artifact_format="mlx",
+            precisions=("fp16", "bf16", "8bit", "4bit"), devices=("cpu", "metal"),
+            description="Apple MLX through mlx-lm (Apple GPU on macOS, CPU anywhere)",
+        ),
     )
 }
 

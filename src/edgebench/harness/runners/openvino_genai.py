@@ -1,0 +1,94 @@
+"""OpenVINO GenAI (``openvino-genai``): IR folders from optimum-intel; CPU, GPU and NPU when the
+OpenVINO device list has them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import ConfigError, DeviceUnavailable, RunnerUnavailable
+from edgebench.harness.runner import LoadInfo, RunnerInfo, TokenTimeline
+
+EXTRA = "openvino"
+_DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
+
+
+def _import():
+    try:
+        import openvino as ov
+        import openvino_genai as ovg
+    except ImportError as e:
+        raise RunnerUnavailable(f"openvino-genai is not installed ({e})", extra=EXTRA) from e
+    return ov, ovg
+
+
+class OpenVINOGenAIRunner:
+    """Greedy generation through ``LLMPipeline.generate`` from token IDs, with a token-level
+    streamer (the string streamer can be called fewer times than tokens are made).
+
+    Suite options are OpenVINO properties (e.g. ``PERFORMANCE_HINT: LATENCY``), passed to the
+    pipeline as given; ``INFERENCE_NUM_THREADS`` is set from the run's threads.
+    """
+
+    def __init__(self) -> None:
+        self._pipe = None
+
+    def probe(self) -> RunnerInfo:
+        ov, ovg = _import()
+        from importlib.metadata import version
+
+        have = ov.Core().available_devices
+        devices = [d for d, name in _DEVICES.items() if any(h.startswith(name) for h in have)]
+        return RunnerInfo("openvino", version("openvino-genai"), tuple(devices),
+                          {"openvino": ov.get_version(), "devices": ", ".join(have)})
+
+    def load(self, artifact: Path, device: str, threads: int, options: dict[str, Any],
+             context_tokens: int) -> LoadInfo:
+        _, ovg = _import()
+        devices = self.probe().devices
+        if device not in devices:
+            raise DeviceUnavailable(
+                f"openvino has no device {device!r} here (it has: {', '.join(devices)})")
+        if not (Path(artifact) / "openvino_model.xml").exists():
+            raise ConfigError(f"{artifact} is not an OpenVINO model folder "
+                              "(no openvino_model.xml)")
+        props = {"INFERENCE_NUM_THREADS": threads, **options} if device == "cpu" else \
+            dict(options)
+        start = time.perf_counter()
+        self._pipe = ovg.LLMPipeline(str(artifact), _DEVICES[device], **props)
+        load_s = time.perf_counter() - start
+        return LoadInfo(load_s, _DEVICES[device], props)
+
+    def tokenize(self, text: str) -> list[int]:
+        return [int(t) for t in self._pipe.get_tokenizer().encode(text).input_ids.data[0]]
+
+    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+        import numpy as np
+
+        ov, ovg = _import()
+        clock = time.perf_counter_ns
+        stamps: list[int] = []
+        ids: list[int] = []
+
+        class _Tokens(ovg.StreamerBase):
+            def write(self, token):
+                now = clock()
+                for t in token if isinstance(token, list) else [token]:
+                    stamps.append(now)
+                    ids.append(int(t))
+                return ovg.StreamingStatus.RUNNING
+
+            def end(self):
+                pass
+
+        cfg = ovg.GenerationConfig()
+        cfg.max_new_tokens, cfg.do_sample, cfg.ignore_eos = max_new_tokens, False, True
+        inputs = ov.Tensor(np.array([prompt_ids], dtype=np.int64))
+        streamer = _Tokens()
+        t0 = clock()
+        self._pipe.generate(inputs, cfg, streamer)
+        return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
+
+    def close(self) -> None:
+        self._pipe = None
