@@ -137,3 +137,38 @@ def test_every_runtime_and_precision_gets_the_same_prompt_ids(sweep, monkeypatch
     assert {r.prompt_ids for r in calls} == {tuple(range(100, 100 + mixed.prompt_tokens[0]))}
     assert len(seen) == 1  # tokenized once per model, from the model's source
     assert len({r.prompt_ids_sha256 for r in out.rows}) == 1
+
+
+@pytest.mark.parametrize("ref, out, n", [
+    ([1, 2, 3, 4], [1, 2, 3, 4], 4), ([1, 2, 3, 4], [1, 2, 9, 4], 2),
+    ([1, 2, 3], [7, 2, 3], 0), ([1, 2], [1, 2, 3], 2), ([], [1], 0),
+])
+def test_agreement(ref, out, n):
+    assert api.agreement(ref, out) == n
+
+
+def test_check_flags_a_runtime_that_diverges_at_once(sweep, monkeypatch):
+    import dataclasses
+
+    suite, store, cache, calls = sweep
+    outputs = {"llama-cpp": [5, 6, 7, 8], "ort-genai": [5, 6, 9, 9], "mlx": [1, 2, 3, 4]}
+
+    def fake_isolated(run, ctx):
+        calls.append(run)
+        return dataclasses.replace(record_for(run, ctx, "ok"),
+                                   output_ids=outputs[run.framework])
+
+    monkeypatch.setattr(api, "run_isolated", fake_isolated)
+    monkeypatch.setattr(api, "_prepared", lambda run, c: dataclasses.replace(
+        run, prepare=None, artifact=api.resolve_model(run.model_ref, c).artifacts[0]))
+    model = str(suite.models[0])
+    out = api.check(model, store, cache, new_tokens=4, prompt_tokens=8,
+                    frameworks=("llama-cpp", "ort-genai", "mlx"))
+    got = {r.framework: (r.precision, r.agree_tokens, r.agree_reference) for r in out.rows}
+    assert got == {"llama-cpp": ("f16", 4, "llama-cpp:f16"),
+                   "ort-genai": ("fp32", 2, "llama-cpp:f16"),
+                   "mlx": ("fp16", 0, "llama-cpp:f16")}
+    (flagged,) = [r for r in out.rows if r.agree_tokens == 0]
+    assert "diverges from llama-cpp:f16 at the first token" in flagged.message
+    stored = pq.read_table(out.path).to_pylist()
+    assert sorted(r["agree_tokens"] for r in stored) == [0, 2, 4]

@@ -134,6 +134,54 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
     return run_isolated(replace(run, prompt_ids=tuple(ids)), ctx)
 
 
+#: The high-precision variant of each runtime, compared by `edgebench check`; the first one
+#: that runs is the reference.
+CHECK_PRECISIONS = {"llama-cpp": "f16", "ort-genai": "fp32", "openvino": "fp16", "mlx": "fp16"}
+
+
+def agreement(reference: list[int], output: list[int]) -> int:
+    """How many leading tokens two greedy outputs share."""
+    n = 0
+    for a, b in zip(reference, output):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def check(model: str, store: Store, cache: Path, *, new_tokens: int = 8,
+          prompt_tokens: int = 32, frameworks: tuple[str, ...] | None = None,
+          progress: Progress | None = None) -> RunOutcome:
+    """Consistency check: each runtime's high-precision variant, same prompt IDs, one greedy
+    generation; rows record how many leading tokens agree with the reference runtime's.
+
+    A runtime whose first token already differs computes something else: its speed would not
+    compare, and its row says so.
+    """
+    names = frameworks or tuple(CHECK_PRECISIONS)
+    first = names[0]
+    suite = make_suite(
+        "smoke", models=[model], frameworks=[first], precisions=[CHECK_PRECISIONS[first]],
+        prompt_tokens=[prompt_tokens], new_tokens=[new_tokens], repetitions=1, warmup=0,
+    )
+    suite = dataclasses.replace(suite, name="check", include=tuple(
+        {"framework": f, "precision": CHECK_PRECISIONS[f]} for f in names[1:]))
+    out = run_suite(suite, store, cache, progress=progress)
+    ok = [r for r in out.rows if r.status == "ok" and r.output_ids]
+    if not ok:
+        return out
+    ref = ok[0]
+    label = f"{ref.framework}:{ref.precision}"
+    out.rows = [replace(r, agree_tokens=agreement(ref.output_ids, r.output_ids),
+                        agree_reference=label,
+                        message=r.message or (f"diverges from {label} at the first token"
+                                              if agreement(ref.output_ids, r.output_ids) == 0
+                                              else None))
+                if r in ok else r for r in out.rows]
+    out.path = store.write_session(out.session_id, out.rows)
+    return out
+
+
 def _prepared(run: PlannedRun, cache: Path) -> PlannedRun:
     """``run`` with its artifact prepared (a cache hit after the first run that needs it)."""
     model = resolve_model(run.model_ref, cache)

@@ -119,6 +119,50 @@ def run(suite, store, resume, quiet, fmt, cache_dir, **kw):
 
 
 @cli.command()
+@click.argument("model")
+@click.option("--framework", "frameworks", multiple=True,
+              help="Runtimes to compare (default: all four); the first that runs is the "
+                   "reference.")
+@click.option("--new-tokens", type=int, default=8, show_default=True)
+@click.option("--prompt-tokens", type=int, default=32, show_default=True)
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Cache for models and artifacts.")
+@store_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@format_option
+def check(model, frameworks, new_tokens, prompt_tokens, cache_dir, store, quiet, fmt):
+    """Do the runtimes compute the same thing? Compare each one's high-precision greedy tokens.
+
+    Each runtime's high-precision variant (prepared if needed) gets the same prompt token IDs;
+    the rows record how many leading tokens agree with the reference runtime (the first that
+    runs). A runtime that diverges at the first token is flagged.
+    """
+    import pandas as pd
+    from rich.console import Console
+
+    from edgebench.harness.registry import FRAMEWORKS, check_name
+    from edgebench.progress import SweepProgress
+    from edgebench.results.store import Store
+
+    for f in frameworks:
+        check_name("framework", f, FRAMEWORKS)
+    err = Console(stderr=True)
+    st, cache = Store(store_dir(store)), cache_dir_path(cache_dir)
+    n = len(frameworks) or len(api.CHECK_PRECISIONS)
+    with SweepProgress(n, err, enabled=not quiet and err.is_terminal) as prog:
+        out = api.check(model, st, cache, new_tokens=new_tokens, prompt_tokens=prompt_tokens,
+                        frameworks=tuple(frameworks) or None, progress=prog.update)
+    df = pd.DataFrame([{
+        "framework": r.framework, "precision": r.precision, "status": r.status,
+        "agree": f"{r.agree_tokens}/{r.new_tokens}" if r.agree_tokens is not None else "",
+        "reference": r.agree_reference or "", "message": r.message or "",
+    } for r in out.rows])
+    _emit(render(df, fmt, title=f"consistency of {model}: {new_tokens} greedy tokens"))
+    if any(r.agree_tokens == 0 for r in out.rows):
+        sys.exit(1)
+
+
+@cli.command()
 @sweep_options
 @format_option
 def plan(suite, fmt, cache_dir, **kw):

@@ -106,6 +106,9 @@ _OPTIONAL: dict[str, Any] = {
     **_timing_fields(),
     "token_ms_samples": list[list[float]] | None,  # per repetition: t_i - t0 for each token
     "output_ids": list[int] | None,  # tokens generated in the first timed repetition
+    # consistency check (`edgebench check`): greedy tokens agreeing with the reference runtime
+    "agree_tokens": int | None,
+    "agree_reference": str | None,  # "framework:precision" of the reference
 }
 
 RunRecord = dataclasses.make_dataclass(
