@@ -29,6 +29,10 @@ class OpenVINOGenAIRunner:
 
     Suite options are OpenVINO properties (e.g. ``PERFORMANCE_HINT: LATENCY``), passed to the
     pipeline as given; ``INFERENCE_NUM_THREADS`` is set from the run's threads.
+
+    Prefix caching is switched off: the default (paged-attention) pipeline otherwise reuses the
+    KV cache of the previous repetition's identical prompt, and TTFT falls from ~160 ms to
+    ~35 ms on Gemma 3 270M without any prefill being measured.
     """
 
     def __init__(self) -> None:
@@ -55,10 +59,13 @@ class OpenVINOGenAIRunner:
                               "(no openvino_model.xml)")
         props = {"INFERENCE_NUM_THREADS": threads, **options} if device == "cpu" else \
             dict(options)
+        scheduler = ovg.SchedulerConfig()
+        scheduler.enable_prefix_caching = False
         start = time.perf_counter()
-        self._pipe = ovg.LLMPipeline(str(artifact), _DEVICES[device], **props)
+        self._pipe = ovg.LLMPipeline(str(artifact), _DEVICES[device], scheduler_config=scheduler,
+                                     **props)
         load_s = time.perf_counter() - start
-        return LoadInfo(load_s, _DEVICES[device], props)
+        return LoadInfo(load_s, _DEVICES[device], {**props, "enable_prefix_caching": False})
 
     def tokenize(self, text: str) -> list[int]:
         return [int(t) for t in self._pipe.get_tokenizer().encode(text).input_ids.data[0]]
