@@ -106,3 +106,25 @@ def test_arrow_schema_types():
     assert s.field("token_ms_samples").type == pa.list_(pa.list_(pa.float64()))
     assert s.field("started_at").type == pa.timestamp("us", tz="UTC")
     assert s.metadata[b"edgebench.schema_version"] == str(SCHEMA_VERSION).encode()
+
+
+def test_version_1_file_is_upgraded_on_read(tmp_path):
+    """A v1 file (no kind, no quality columns) reads with those columns null."""
+    from edgebench.results.store import records_to_table
+
+    table = records_to_table([make_record(run_key="old", decode_tok_s=40.0)])
+    v1 = [c for c in table.column_names if c != "kind" and "kld" not in c and "ppl" not in c]
+    pq.write_table(table.select(v1).replace_schema_metadata(
+        {b"edgebench.schema_version": b"1"}), tmp_path / "v1.parquet")
+    con = Store(tmp_path).connect()
+    rows = con.execute("SELECT run_key, decode_tok_s, kind, ppl, kld_mean FROM runs").fetchall()
+    assert rows == [("old", 40.0, None, None, None)]
+
+
+def test_kind_joins_run_key_only_when_not_speed():
+    from edgebench.results.schema import run_key
+
+    ident = {"model_sha256": "a", "framework": "llama-cpp", "precision": "q8_0"}
+    assert run_key(ident) == run_key({**ident, "kind": "speed"}) == run_key({**ident,
+                                                                            "kind": None})
+    assert run_key({**ident, "kind": "quality"}) != run_key(ident)

@@ -48,7 +48,7 @@ def record_for(run: PlannedRun, ctx: RunContext, status: str, message: str | Non
         suite=run.suite, run_key=run.run_key, session_id=ctx.session_id,
         machine_id=fp.machine_id, started_at=started_at or now(), finished_at=now(),
         edgebench_version=__version__, schema_version=SCHEMA_VERSION,
-        status=status, message=message,
+        status=status, message=message, kind="speed",
         artifact_format=art.format if art else None,
         artifact_sha256=art.sha256 if art else None,
         artifact_path=str(art.path) if art else None,

@@ -16,7 +16,11 @@ import pyarrow as pa
 from edgebench.harness.metrics import TIMING_METRICS
 
 #: Bumped whenever a column changes meaning, type or name. Checked on every read.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Older versions this one reads: their files lack only columns added since (read as null).
+#: v2 added ``kind`` and the quality columns.
+UPGRADABLE_VERSIONS = (1,)
+KINDS = ("speed", "quality")
 
 STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
 #: Fields whose values make up a run's identity, hashed into ``run_key``.
@@ -27,8 +31,13 @@ IDENTITY_FIELDS = (
 
 
 def run_key(identity: dict[str, Any]) -> str:
-    """Stable 16-hex-digit hash of the identity fields (key order and extra keys ignored)."""
+    """Stable 16-hex-digit hash of the identity fields (key order and extra keys ignored).
+
+    A row's ``kind`` joins the identity when it is not ``speed``, so speed keys are those of v1.
+    """
     canon = {k: identity.get(k) for k in IDENTITY_FIELDS}
+    if identity.get("kind") not in (None, "speed"):
+        canon["kind"] = identity["kind"]
     blob = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -109,6 +118,24 @@ _OPTIONAL: dict[str, Any] = {
     # consistency check (`edgebench check`): greedy tokens agreeing with the reference runtime
     "agree_tokens": int | None,
     "agree_reference": str | None,  # "framework:precision" of the reference
+    # what the row measured: "speed" (None in v1 files means speed) or "quality"
+    "kind": str | None,
+    # quality rows (`edgebench quality`, METRICS.md): llama-perplexity protocol on a corpus
+    "quality_method": str | None,  # e.g. "full-vocabulary logits", or why there are none
+    "corpus": str | None,  # corpus name, e.g. "pydoc-topics-v1" or a file name
+    "corpus_sha256": str | None,
+    "n_ctx": int | None,  # chunk length; the second half of each chunk is scored
+    "chunks": int | None,
+    "tokens_scored": int | None,
+    "scored_tok_s": float | None,  # tokens scored per second (the logits passes, wall clock)
+    "ppl": float | None,
+    "ppl_stderr": float | None,
+    "quality_reference": str | None,  # "framework:precision" whose logits KLD is against
+    "ppl_reference": float | None,  # the reference's perplexity on the same chunks
+    "kld_mean": float | None,
+    "kld_p99": float | None,
+    "kld_stderr": float | None,
+    "top1_agree": float | None,  # share of scored positions whose argmax matches the reference
 }
 
 RunRecord = dataclasses.make_dataclass(

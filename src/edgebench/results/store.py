@@ -15,7 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from edgebench.errors import ConfigError, SchemaMismatch
-from edgebench.results.schema import SCHEMA_VERSION, RunRecord, arrow_schema
+from edgebench.results.schema import (
+    SCHEMA_VERSION,
+    UPGRADABLE_VERSIONS,
+    RunRecord,
+    arrow_schema,
+)
 
 VIEW = "runs"
 
@@ -47,18 +52,20 @@ class Store:
         return sorted(self.root.glob("*.parquet")) if self.root.is_dir() else []
 
     def check(self) -> list[Path]:
-        """Return the files after checking every one has this edgebench's schema version.
+        """Return the files after checking each has this edgebench's schema version or one it
+        upgrades on read (older files lack only newer columns, which read as null).
 
         Raises:
-            SchemaMismatch: naming the first file written with another version.
+            SchemaMismatch: naming the first file written with a version it cannot read.
         """
         files = self.files()
         for f in files:
             v = file_schema_version(f)
-            if v != SCHEMA_VERSION:
+            if v != SCHEMA_VERSION and v not in UPGRADABLE_VERSIONS:
                 raise SchemaMismatch(
-                    f"store file {f} has schema version {v}, this edgebench reads version "
-                    f"{SCHEMA_VERSION}; move it out of {self.root} or use a matching edgebench"
+                    f"store file {f} has schema version {v}, this edgebench reads versions "
+                    f"{', '.join(map(str, (*UPGRADABLE_VERSIONS, SCHEMA_VERSION)))}; move it "
+                    f"out of {self.root} or use a matching edgebench"
                 )
         return files
 
@@ -77,14 +84,17 @@ class Store:
 
         files = self.check()
         con = duckdb.connect()
+        # An empty table of this version's columns first, so every column exists (null in
+        # files of older versions) and every query runs, even over an empty store.
+        con.register("_empty_runs", records_to_table([]))
         if files:
             paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
             con.execute(
-                f"CREATE VIEW {VIEW} AS SELECT * FROM read_parquet([{paths}], union_by_name=true)"
+                f"CREATE VIEW {VIEW} AS SELECT * FROM _empty_runs UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet([{paths}], union_by_name=true)"
             )
-        else:  # an empty view with the right columns, so every query still runs
-            empty = records_to_table([])  # noqa: F841 - read by DuckDB's replacement scan
-            con.execute(f"CREATE TABLE {VIEW} AS SELECT * FROM empty")
+        else:
+            con.execute(f"CREATE VIEW {VIEW} AS SELECT * FROM _empty_runs")
         return con
 
     def query(self, sql: str, params: list | None = None):
