@@ -60,6 +60,28 @@ def prompt_ids(model_sha256: str, source: Path, n_tokens: int, cache: Path) -> l
     return ids
 
 
+def tokenize_text(source: Path, text: str) -> list[int]:
+    """``text`` tokenized by the model's own tokenizer from its source (BOS first): a GGUF
+    file (llama.cpp, vocabulary only) or a checkpoint folder (its ``tokenizer.json``).
+
+    Raises:
+        RunnerUnavailable: no tokenizer is installed for this model's format.
+    """
+    if source.is_dir():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(source / "tokenizer.json")).encode(text).ids
+    from edgebench.harness.runners.llama_cpp import _import
+
+    lc = _import()
+    with quiet_stderr():
+        vocab = lc.Llama(model_path=str(source), vocab_only=True, verbose=False)
+    try:
+        return list(vocab.tokenize(text.encode(), add_bos=True, special=False))
+    finally:
+        vocab.close()
+
+
 def _hf_ids(folder: Path, n_tokens: int) -> list[int]:
     from tokenizers import Tokenizer
 

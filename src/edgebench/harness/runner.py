@@ -82,6 +82,15 @@ class Runner(Protocol):
         """
         ...
 
+    def logits(self, token_ids: list[int]) -> Any:
+        """Full-vocabulary logits, ``float32 [len(token_ids), vocab]``, of one forward pass over
+        ``token_ids`` from an empty context (no state kept from an earlier call).
+
+        A runner describes how it gets them in its ``LOGITS_METHOD`` string (recorded in quality
+        rows); one that cannot give them raises ``RunFailed`` saying so, never an estimate.
+        """
+        ...
+
     def close(self) -> None:
         """Release the model."""
         ...

@@ -33,11 +33,12 @@ IDENTITY_FIELDS = (
 def run_key(identity: dict[str, Any]) -> str:
     """Stable 16-hex-digit hash of the identity fields (key order and extra keys ignored).
 
-    A row's ``kind`` joins the identity when it is not ``speed``, so speed keys are those of v1.
+    A row's ``kind`` joins the identity when it is not ``speed``, so speed keys are those of v1;
+    a quality row's corpus hash and chunk count join it too.
     """
     canon = {k: identity.get(k) for k in IDENTITY_FIELDS}
     if identity.get("kind") not in (None, "speed"):
-        canon["kind"] = identity["kind"]
+        canon.update({k: identity.get(k) for k in ("kind", "corpus_sha256", "chunks")})
     blob = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -27,8 +27,12 @@ def _import():
 class LlamaCppRunner:
     """Runs a GGUF through ``llama_cpp.Llama``; greedy, from token IDs, timed per token."""
 
+    LOGITS_METHOD = "llama.cpp logits of every position (Llama(logits_all=True).eval)"
+
     def __init__(self) -> None:
         self._llm = None
+        self._load_args: dict[str, Any] = {}
+        self._logits_all = False
 
     def probe(self) -> RunnerInfo:
         lc = _import()
@@ -58,11 +62,11 @@ class LlamaCppRunner:
         if kwargs["n_ctx"] < context_tokens:
             raise ConfigError(f"n_ctx {kwargs['n_ctx']} is smaller than the {context_tokens} "
                               "tokens this run needs (prompt + new tokens)")
+        self._load_args = dict(model_path=str(artifact), n_threads=threads,
+                               n_threads_batch=threads, verbose=False, **kwargs)
         start = time.perf_counter()
-        self._llm = lc.Llama(
-            model_path=str(artifact), n_threads=threads, n_threads_batch=threads,
-            verbose=False, **kwargs,
-        )
+        self._llm = lc.Llama(**self._load_args)
+        self._logits_all = False
         load_s = time.perf_counter() - start
         return LoadInfo(load_s=load_s, device=device, options=kwargs)
 
@@ -84,6 +88,19 @@ class LlamaCppRunner:
                 break
         gen.close()
         return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
+
+    def logits(self, token_ids: list[int]):
+        import numpy as np
+
+        if not self._logits_all:  # reloaded once: logits_all fixes the scores buffer's size
+            self._llm.close()
+            n_ctx = max(self._load_args["n_ctx"], len(token_ids))
+            self._llm = _import().Llama(**{**self._load_args, "n_ctx": n_ctx,
+                                           "logits_all": True})
+            self._logits_all = True
+        self._llm.reset()
+        self._llm.eval(list(token_ids))
+        return np.array(self._llm.scores[:len(token_ids)], dtype=np.float32, copy=True)
 
     def close(self) -> None:
         if self._llm is not None:

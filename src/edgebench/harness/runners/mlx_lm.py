@@ -35,6 +35,8 @@ class MlxLmRunner:
     parameters (norms, quantization scales and biases, unquantized weights) after loading.
     """
 
+    LOGITS_METHOD = "mlx-lm model forward pass over the tokens (fresh cache)"
+
     def __init__(self) -> None:
         self._model = None
         self._options: dict[str, Any] = {}
@@ -92,6 +94,14 @@ class MlxLmRunner:
             stamps.append(clock())
             ids.append(int(token))
         return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
+
+    def logits(self, token_ids: list[int]):
+        import numpy as np
+
+        mx, _ = _import()
+        out = self._model(mx.array([list(token_ids)]))[0].astype(mx.float32)
+        mx.eval(out)
+        return np.array(out, copy=True)
 
     def close(self) -> None:
         self._model = None

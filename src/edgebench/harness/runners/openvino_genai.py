@@ -35,8 +35,13 @@ class OpenVINOGenAIRunner:
     ~35 ms on Gemma 3 270M without any prefill being measured.
     """
 
+    LOGITS_METHOD = ("OpenVINO Core on the same IR (LLMPipeline returns no logits): one "
+                     "stateful inference over the tokens, state reset first")
+
     def __init__(self) -> None:
         self._pipe = None
+        self._ir: tuple[str, str, dict] | None = None
+        self._request = None
 
     def probe(self) -> RunnerInfo:
         ov, ovg = _import()
@@ -65,6 +70,7 @@ class OpenVINOGenAIRunner:
         self._pipe = ovg.LLMPipeline(str(artifact), _DEVICES[device], scheduler_config=scheduler,
                                      **props)
         load_s = time.perf_counter() - start
+        self._ir = (str(Path(artifact) / "openvino_model.xml"), _DEVICES[device], props)
         return LoadInfo(load_s, _DEVICES[device], {**props, "enable_prefix_caching": False})
 
     def tokenize(self, text: str) -> list[int]:
@@ -97,5 +103,26 @@ class OpenVINOGenAIRunner:
         self._pipe.generate(inputs, cfg, streamer)
         return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
 
+    def logits(self, token_ids: list[int]):
+        import numpy as np
+
+        ov, _ = _import()
+        if self._request is None:  # compiled once, on first use
+            xml, device, props = self._ir
+            self._request = ov.Core().compile_model(xml, device, props).create_infer_request()
+        ids = np.array([token_ids], dtype=np.int64)
+        self._request.reset_state()
+        self._request.infer({"input_ids": ids, "attention_mask": np.ones_like(ids),
+                             "position_ids": np.arange(ids.shape[1], dtype=np.int64)[None],
+                             "beam_idx": np.zeros(1, dtype=np.int32)})
+        out = np.array(self._request.get_tensor("logits").data[0], dtype=np.float32)
+        if out.shape[0] != len(token_ids):
+            from edgebench.errors import RunFailed
+
+            raise RunFailed(f"the OpenVINO model returns logits for {out.shape[0]} of "
+                            f"{len(token_ids)} positions (exported with sliced logits)")
+        return out
+
     def close(self) -> None:
         self._pipe = None
+        self._request = None

@@ -30,6 +30,8 @@ class OrtGenAIRunner:
     """Greedy generation through ``og.Generator``; the clock starts before ``append_tokens``,
     which runs the prefill."""
 
+    LOGITS_METHOD = "onnxruntime-genai Generator.get_output('logits') after the prompt"
+
     def __init__(self) -> None:
         self._model = None
         self._max_length = 0
@@ -97,6 +99,23 @@ class OrtGenAIRunner:
             stamps.append(clock())
         del gen
         return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
+
+    def logits(self, token_ids: list[int]):
+        import numpy as np
+
+        og = _import()
+        params = og.GeneratorParams(self._model)
+        params.set_search_options(max_length=max(len(token_ids) + 1, self._max_length))
+        gen = og.Generator(self._model, params)
+        gen.append_tokens(list(token_ids))
+        out = np.asarray(gen.get_output("logits"), dtype=np.float32)[0]
+        del gen
+        if out.shape[0] != len(token_ids):
+            from edgebench.errors import RunFailed
+
+            raise RunFailed(f"onnxruntime-genai returned logits for {out.shape[0]} of "
+                            f"{len(token_ids)} positions; this model gives no full logits")
+        return out
 
     def close(self) -> None:
         self._model = None

@@ -1,0 +1,63 @@
+"""Texts for perplexity: a default that ships with Python, or any file; tokenized once per model.
+
+The default is a fixed, versioned slice of CPython's ``pydoc_data.topics`` (English reference
+prose, present in every Python). Its text can differ between Python releases, so rows record
+its sha256 next to its name: equal hashes mean the same text was scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebench.errors import ConfigError
+from edgebench.harness.prompt import tokenize_text
+
+DEFAULT_CORPUS = "pydoc-topics-v1"
+_DEFAULT_CHARS = 200_000  # v1: topics in sorted key order, joined by blank lines, first 200k
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    text: str
+    sha256: str
+
+
+def load_corpus(path: str | os.PathLike | None = None) -> Corpus:
+    """The default corpus, or the UTF-8 text of ``path``.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or empty.
+    """
+    if path is None:
+        from pydoc_data.topics import topics
+
+        text = "\n\n".join(topics[k] for k in sorted(topics))[:_DEFAULT_CHARS]
+        name = DEFAULT_CORPUS
+    else:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read corpus {p}: {e}") from e
+        name = p.name
+    if not text.strip():
+        raise ConfigError(f"corpus {name} is empty")
+    return Corpus(name, text, hashlib.sha256(text.encode()).hexdigest())
+
+
+def corpus_ids(corpus: Corpus, model_sha256: str, source: Path, cache: Path) -> list[int]:
+    """The corpus's token IDs for this model (BOS first), cached by model and corpus hash."""
+    memo = cache / "corpora" / f"{model_sha256[:16]}-{corpus.sha256[:16]}.json"
+    if memo.exists():
+        return json.loads(memo.read_text())
+    ids = tokenize_text(source, corpus.text)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(ids))
+    os.replace(tmp, memo)
+    return ids

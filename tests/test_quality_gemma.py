@@ -1,0 +1,118 @@
+"""Quality on the real Gemma 3 270M: the same weights give the same perplexity on every runtime,
+KLD orders the llama.cpp quantizations, the reference is cached, bad input is refused."""
+
+import importlib.util
+
+import pytest
+
+from edgebench import api
+from edgebench.errors import ConfigError
+from edgebench.harness import prepare as prep
+from edgebench.harness import quality as q
+from edgebench.harness.corpus import corpus_ids, load_corpus
+from edgebench.harness.registry import load_runner
+from edgebench.locations import cache_dir
+from edgebench.models.registry import resolve_model
+from edgebench.quality_sweep import run_quality
+from edgebench.results.store import Store
+
+needs_llama = pytest.mark.skipif(not importlib.util.find_spec("llama_cpp"),
+                                 reason="llama-cpp-python is not installed")
+HIGH = {  # framework -> (target, modules it needs)
+    "llama-cpp": ("gguf:f16", ("llama_cpp",)),
+    "ort-genai": ("onnx:fp32", ("onnxruntime_genai", "onnx_ir", "torch")),
+    "openvino": ("openvino:fp16", ("openvino_genai", "torch")),
+    "mlx": ("mlx:fp16", ("mlx_lm", "torch")),
+}
+N_CTX = 128
+
+
+@pytest.fixture(scope="module")
+def chunk():
+    cache = cache_dir()
+    model = resolve_model("gemma-3-270m", cache)
+    ids = corpus_ids(load_corpus(), model.sha256, prep.source_of(model).path, cache)
+    return q.chunk_tokens(ids, N_CTX, bos=ids[0], max_chunks=1)[0]
+
+
+def _ppl_and_logprobs(framework, chunk):
+    target, mods = HIGH[framework]
+    if not all(importlib.util.find_spec(m) for m in mods):
+        pytest.skip(f"{framework} is not installed (pip install -e '.[{framework},convert]')")
+    cache = cache_dir()
+    (man,) = api.prepare("gemma-3-270m", [target], cache)
+    runner = load_runner(framework)
+    runner.load(prep.artifact_path(man, cache), "cpu", 2, {}, context_tokens=N_CTX)
+    try:
+        lp = q.scored_logprobs(runner.logits(chunk), N_CTX)
+    finally:
+        runner.close()
+    return q.perplexity(q.chunk_nll(lp, chunk)).ppl, lp
+
+
+@pytest.fixture(scope="module")
+def reference(chunk):
+    if not importlib.util.find_spec("llama_cpp"):
+        pytest.skip("llama-cpp-python is not installed")
+    return _ppl_and_logprobs("llama-cpp", chunk)
+
+
+@pytest.mark.parametrize("framework", sorted(HIGH))
+def test_high_precision_perplexity_agrees_across_runtimes(framework, chunk, reference):
+    ppl, lp = _ppl_and_logprobs(framework, chunk)
+    ref_ppl, ref_lp = reference
+    assert ppl == pytest.approx(ref_ppl, rel=0.01)
+    div = q.divergence(q.kl_divergence(ref_lp, lp), q.top1_matches(ref_lp, lp))
+    assert div.kld_mean < 1e-3 and div.top1_agree > 0.95
+
+
+@needs_llama
+def test_sweep_orders_quantizations_and_reuses_the_reference(tmp_path):
+    cache = cache_dir()
+    suite = api.make_suite("smoke", precisions=["f16", "q2_k", "q4_k_m", "q8_0"])
+    store = Store(tmp_path / "store")
+    out = run_quality(suite, store, cache, n_ctx=256, chunks=2, reference="llama-cpp:f16")
+    rows = {r.precision: r for r in out.rows}
+    assert all(r.status == "ok" and r.kind == "quality" for r in out.rows), \
+        [(r.precision, r.message) for r in out.rows]
+    assert rows["q2_k"].kld_mean > rows["q4_k_m"].kld_mean > rows["q8_0"].kld_mean > 0
+    assert rows["q8_0"].tokens_scored == 2 * (256 // 2 - 1)
+    assert rows["q8_0"].ppl_reference == pytest.approx(rows["f16"].ppl)
+    # against itself: zero up to the float16 storage of the reference (about 1e-5 nats)
+    assert rows["f16"].kld_mean < 1e-4 < rows["q8_0"].kld_mean
+    assert rows["f16"].top1_agree == 1.0
+    assert len(out.rows) == 4  # the reference cell is scored once, cached or not
+    # a second session finds the reference in the cache: no reference row, same figures
+    again = run_quality(api.make_suite("smoke", precisions=["q8_0"]), store, cache, n_ctx=256,
+                        chunks=2, reference="llama-cpp:f16")
+    assert [r.precision for r in again.rows] == ["q8_0"]
+    assert again.rows[0].kld_mean == pytest.approx(rows["q8_0"].kld_mean, rel=1e-6)
+    # and --resume skips it
+    resumed = run_quality(api.make_suite("smoke", precisions=["q8_0"]), store, cache,
+                          n_ctx=256, chunks=2, reference="llama-cpp:f16", resume=True)
+    assert not resumed.rows and len(resumed.resumed) == 1
+    df = store.query("SELECT kind, count(*) AS n FROM runs GROUP BY kind")
+    assert dict(zip(df["kind"], df["n"])) == {"quality": 5}
+
+
+@needs_llama
+def test_corpus_too_short_says_how_many_tokens(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("A few words only.")
+    with pytest.raises(ConfigError, match=r"short.txt is \d+ tokens .* needs at least 512"):
+        run_quality(api.make_suite("smoke"), Store(tmp_path / "s"), cache_dir(),
+                    corpus=str(short), reference="llama-cpp:f16")
+
+
+@needs_llama
+def test_n_ctx_beyond_the_model_context(tmp_path):
+    with pytest.raises(ConfigError, match="larger than gemma-3-270m's context of 32768"):
+        run_quality(api.make_suite("smoke"), Store(tmp_path / "s"), cache_dir(), n_ctx=40000,
+                    reference="llama-cpp:f16")
+
+
+def test_empty_corpus(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    with pytest.raises(ConfigError, match="empty"):
+        load_corpus(empty)
