@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edgebench.decision import Constraints, Recommendation, Weights, rank
+from edgebench.decision import targets as decision_targets
+from edgebench.decision import tree as decision_tree
 from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
 from edgebench.harness import prepare as prepare_mod
 from edgebench.harness.device import fingerprint
@@ -19,6 +22,7 @@ from edgebench.harness.measure import RunContext, record_for
 from edgebench.harness.prepare.manifest import Manifest
 from edgebench.harness.prompt import prompt_ids
 from edgebench.models.registry import ResolvedModel, resolve_model
+from edgebench.results import queries
 from edgebench.results.schema import RunRecord
 from edgebench.results.store import VIEW, Store
 from edgebench.suites.expand import PlannedRun, expand
@@ -233,3 +237,75 @@ def sql(store: Store, query: str):
         return store.query(query)
     except duckdb.Error as e:
         raise ConfigError(f"SQL error: {str(e).splitlines()[0]}") from e
+
+
+def report(store: Store, *, out: str | Path | None = None, where: str | None = None,
+           devices: tuple[str, ...] | list[str] = (), fmt: str = "html",
+           title: str | None = None) -> str | Path:
+    """The chapter's comparison table and the rest of the report, from the store's rows.
+
+    Writes one self-contained HTML file (plotly inlined, opens offline) or markdown to ``out``
+    and returns its path; with ``out`` None, returns the text.
+
+    Raises:
+        ConfigError: an unknown format, an SQL condition that does not parse, or no row matches
+            the filters (the message names them).
+    """
+    from edgebench import reports
+
+    if fmt not in reports.FORMATS:
+        raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(reports.FORMATS)}")
+    from edgebench.reports.recommend import store_recommender
+
+    rows = reports.load_rows(store, where=where, devices=devices)
+    text = reports.render(reports.build_report(
+        rows, title=title or "edgebench report", recommender=store_recommender(store),
+        filters=reports.describe_filters(where, devices)), fmt)
+    if out is None:
+        return text
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def recommend(store: Store, device: str | None = None, *,
+              constraints: Constraints | None = None, optimize: str = "balanced",
+              model: str | None = None,
+              machine: Mapping[str, Any] | None = None) -> Recommendation:
+    """What to ship on a device target, from the store's measured rows.
+
+    Args:
+        store: the results store.
+        device: a target of ``edgebench.decision.TARGETS`` (default ``this``: this machine).
+        constraints: hard limits; a candidate lacking a metric a limit needs is rejected.
+        optimize: ``speed``, ``memory``, ``quality``, ``energy`` or ``balanced``.
+        model: the model whose rows to rank (needed when the target has several).
+        machine: this machine's facts (``machine_id``, ``cpu_model``, ``accelerators``,
+            ``os``); default: its fingerprint.
+
+    Returns:
+        The ranking, or, with no measured row for the target, the decision tree's guidance
+        (``guidance`` True). ``winner`` None with ``eliminated_by`` set: no candidate meets
+        the limits.
+
+    Raises:
+        ConfigError: an unknown target or mode, or several models and no ``model``.
+    """
+    target = decision_targets.get(device or "this")
+    weights = Weights.for_mode(optimize)
+    facts = dict(machine) if machine is not None else dataclasses.asdict(fingerprint())
+    found = queries.candidates(store, target, machine_id=facts.get("machine_id"), model=model)
+    notes = found.notes
+    if not found.rows_in_store:
+        notes += (f"the store {store.root} has no rows: fill it with `edgebench run cpu-laptop`",)
+    rec = rank(found.candidates, constraints, weights, target=target.name, steps=found.steps,
+               notes=notes)
+    if rec.winner is None and rec.eliminated_by is None:
+        kind = decision_targets.for_machine(facts) if target.name == "this" else target
+        rec = decision_tree.guidance(rec, kind, asked=target.name)
+        if target.name == "this" and found.rows_in_store and not found.candidates:
+            rec = dataclasses.replace(rec, notes=rec.notes + (
+                "the store has no ok speed row of this machine; pick the target its rows "
+                "were measured on with --device (e.g. cpu)",))
+    return rec

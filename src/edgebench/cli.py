@@ -162,6 +162,62 @@ def check(model, frameworks, new_tokens, prompt_tokens, cache_dir, store, quiet,
         sys.exit(1)
 
 
+#: Columns `edgebench quality` prints for its session.
+QUALITY_COLUMNS = ("model", "framework", "precision", "device", "status", "ppl", "ppl_stderr",
+                   "ppl_reference", "kld_mean", "kld_p99", "top1_agree", "tokens_scored",
+                   "scored_tok_s", "bits_per_weight", "quality_reference", "message")
+
+
+@cli.command()
+@sweep_options
+@store_option
+@click.option("--corpus", type=click.Path(dir_okay=False),
+              help="Text file to score (default: a fixed slice of Python's pydoc topics).")
+@click.option("--n-ctx", type=int, default=512, show_default=True,
+              help="Chunk length; the second half of each chunk is scored.")
+@click.option("--chunks", type=int, default=4, show_default=True,
+              help="Score at most this many chunks (bounds the cost).")
+@click.option("--reference", help="framework:precision whose logits KLD is measured against "
+                                  "(default: llama-cpp:f16, else the first runtime installed).")
+@click.option("--resume", is_flag=True, help="Skip cells that already have an ok row here.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@format_option
+def quality(suite, store, corpus, n_ctx, chunks, reference, resume, quiet, fmt, cache_dir,
+            **kw):
+    """Perplexity and KL divergence of every cell of a suite, against one reference.
+
+    llama-perplexity's protocol for every runtime: n_ctx chunks, BOS first, the second half
+    scored. KLD, its 99th percentile and top-1 agreement are against the reference's logits,
+    computed once and cached. Rows go to the store with kind = 'quality'.
+    """
+    from rich.console import Console
+
+    from edgebench.progress import SweepProgress
+    from edgebench.quality_sweep import quality_runs, run_quality
+    from edgebench.results.store import Store
+
+    spec = _suite(suite, kw)
+    cache, st = cache_dir_path(cache_dir), Store(store_dir(store))
+    err = Console(stderr=True)
+    n = len(quality_runs(spec, cache)) + 1
+    with SweepProgress(n, err, enabled=not quiet and err.is_terminal) as prog:
+        out = run_quality(spec, st, cache, corpus=corpus, n_ctx=n_ctx, chunks=chunks,
+                          reference=reference, resume=resume, progress=prog.update)
+    if out.rows:
+        df = api.results(st, latest=False, filters={"session_id": out.session_id},
+                         columns=QUALITY_COLUMNS)
+        _emit(render(df, fmt, title=f"quality of {spec.name}: session {out.session_id}"))
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(out.counts.items())) or "no runs"
+    if out.resumed:
+        counts += f", {len(out.resumed)} already done"
+    click.echo(f"{counts}{f' -> {out.path}' if out.path else ''}", err=True)
+    if out.interrupted:
+        click.echo("interrupted: finished rows are kept", err=True)
+        sys.exit(130)
+    if out.counts.get("error") or out.counts.get("timeout"):
+        sys.exit(1)
+
+
 @cli.command()
 @sweep_options
 @format_option
@@ -246,6 +302,22 @@ def _manifest_row(m, cache) -> dict:
             "path": str(artifact_path(m, cache)), "notes": "; ".join(m.notes)}
 
 
+@cli.command("lm-eval")
+@click.option("--model-args", required=True,
+              help="model=NAME_OR_PATH,framework=...,precision=...,device=...,threads=N")
+@click.option("--tasks", required=True, help="Comma-separated lm-eval task, group or tag names.")
+@click.option("--include-path", type=click.Path(exists=True, file_okay=False),
+              help="Folder of extra task YAML files.")
+@click.option("--limit", type=int, help="At most this many documents per task.")
+@format_option
+def lm_eval_cmd(model_args, tasks, include_path, limit, fmt):
+    """Run lm-eval tasks on an edgebench runtime (needs the lm-eval extra)."""
+    from edgebench.harness.lm_eval_adapter import evaluate, results_frame
+
+    out = evaluate(model_args, [t for t in tasks.split(",") if t], include_path, limit)
+    _emit(render(results_frame(out), fmt, title=f"lm-eval: {model_args}"))
+
+
 @cli.command("tiny-model")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -323,6 +395,105 @@ def frameworks(fmt):
             row["note"] = str(e)
         rows.append(row)
     _emit(render(pd.DataFrame(rows), fmt))
+
+
+@cli.command()
+@store_option
+@click.option("--out", "-o", type=click.Path(dir_okay=False),
+              help="File to write (default: report.html, or report.md with --format md; "
+                   "'-' prints to stdout).")
+@click.option("--where", help="SQL condition over the runs table, e.g. \"model = 'gemma-3-270m'\".")
+@click.option("--device", "devices", multiple=True, help="Only this device; repeatable.")
+@click.option("--format", "fmt", type=click.Choice(("html", "md")), default="html",
+              show_default=True, help="One self-contained HTML file, or markdown.")
+@click.option("--title", help="Report title.")
+def report(store, out, where, devices, fmt, title):
+    """The chapter's comparison table, reproduced from measured rows, and more.
+
+    Environment, the chapter's table with its claims beside the measurements, framework x
+    precision matrices, Pareto plots, per-token latency, recommendations and history. The HTML
+    inlines plotly, so it opens offline.
+    """
+    from edgebench.results.store import Store
+
+    st = Store(store_dir(store))
+    if out == "-":
+        _emit(api.report(st, where=where, devices=devices, fmt=fmt, title=title))
+        return
+    path = api.report(st, out=out or f"report.{fmt}", where=where, devices=devices, fmt=fmt,
+                      title=title)
+    click.echo(f"wrote {path}", err=True)
+
+
+_LIMITS = (
+    ("--max-memory-mb", "Peak RSS at most this many MB."),
+    ("--min-decode-tok-s", "Decode at least this many tokens/s."),
+    ("--max-ttft-ms", "Time to first token at most this many ms."),
+    ("--max-kld", "Mean KL divergence from the reference at most this (nats)."),
+    ("--max-ppl-increase", "Perplexity at most this much above the reference's (0.05 = 5 %)."),
+    ("--max-j-per-token", "Energy per generated token at most this many joules."),
+    ("--max-model-mb", "Artifact on disk at most this many MB."),
+)
+
+
+def limit_options(f):
+    for flag, text in reversed(_LIMITS):
+        f = click.option(flag, type=float, help=text)(f)
+    return f
+
+
+@cli.command()
+@click.option("--device", metavar="TARGET",
+              help="cpu, intel-cpu, intel-gpu, intel-npu, apple-silicon, snapdragon, "
+                   "nvidia-gpu, jetson, arm-cpu or this (default: this machine).")
+@limit_options
+@click.option("--optimize", type=click.Choice(("speed", "memory", "quality", "energy",
+                                               "balanced")),
+              default="balanced", show_default=True,
+              help="What the score weighs most (weights in docs/decisions.md).")
+@click.option("--model", help="Only this model's rows (needed when the target has several).")
+@click.option("--explain", is_flag=True, help="Print every step of the decision.")
+@store_option
+@format_option
+def recommend(device, optimize, model, explain, store, fmt, **limits):
+    """Which framework and precision to ship on a device, decided from measured rows.
+
+    Limits reject candidates (a candidate lacking a metric a limit needs is rejected, never
+    passed); the rest are ranked on a Pareto front with a weighted score, and candidates whose
+    intervals overlap are reported as tied. With no measured row for the target, the chapter's
+    decision tree answers, labelled as guidance, with the command that would measure it.
+    """
+    import json
+
+    import pandas as pd
+
+    from edgebench.decision import Constraints, present
+    from edgebench.errors import NoCandidate
+    from edgebench.output import to_markdown
+    from edgebench.results.store import Store
+
+    rec = api.recommend(Store(store_dir(store)), device, constraints=Constraints(**limits),
+                        optimize=optimize, model=model)
+    for note in rec.notes:
+        click.echo(f"note: {note}", err=True)
+    rows = pd.DataFrame(present.rows(rec))
+    if fmt == "json":
+        click.echo(json.dumps(rec.as_dict(), indent=2))
+    elif fmt == "md":
+        click.echo(present.markdown(rec, to_markdown(rows), explain))
+    elif fmt == "csv":
+        _emit(render(rows, "csv"))
+    else:
+        if rec.winner is not None or rec.guidance:  # else the error line says it
+            click.echo(present.headline(rec))
+        if rec.guidance:  # long sentences: lines, not a table that cuts them
+            click.echo("\n".join(f"{r['field']:>14}: {r['value']}" for r in present.rows(rec)))
+        elif not rows.empty:
+            render(rows, "table", title=f"edgebench recommend: {rec.target}")
+        if explain:
+            click.echo("\n".join(f"{i:2}. {s}" for i, s in enumerate(rec.steps, 1)))
+    if rec.winner is None and not rec.guidance:
+        raise NoCandidate(present.headline(rec))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,3 +42,7 @@ class RunFailed(EdgebenchError):
 
 class RegressionFound(EdgebenchError):
     """A gate found a significant regression."""
+
+
+class NoCandidate(EdgebenchError):
+    """No measured candidate meets the limits given to ``edgebench recommend``. Exit code 1."""

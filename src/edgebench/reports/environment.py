@@ -1,0 +1,81 @@
+"""Pure summaries of where and how rows were measured, and of what was not measured and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from edgebench.reports.tables import latest
+
+
+@dataclass
+class Environment:
+    """The report's first section, as tables."""
+
+    devices: pd.DataFrame
+    runtimes: pd.DataFrame
+    versions: pd.DataFrame
+    dates: pd.DataFrame
+    not_measured: pd.DataFrame
+    energy: pd.DataFrame
+    methods: pd.DataFrame
+
+
+def _first(s: pd.Series):
+    s = s.dropna()
+    return s.iloc[0] if len(s) else None
+
+
+def environment(df: pd.DataFrame) -> Environment:
+    """Devices, runtimes and versions, run dates, methods, and rows that measured nothing."""
+    g = df.groupby("device_label", dropna=False)
+    devices = g.agg(
+        device=("device", "first"), cpu_model=("cpu_model", _first),
+        cores=("cpu_cores_physical", _first), ram_mb=("ram_total_mb", _first),
+        accelerators=("accelerators", _first), os=("os", _first),
+        python=("python_version", _first), machine_id=("machine_id", "first"),
+        rows=("run_key", "size"),
+    ).reset_index()
+    runtimes = (df.assign(framework_version=df["framework_version"].fillna("unknown"))
+                  .groupby(["framework", "framework_version"], dropna=False)
+                  .agg(devices=("device_label", lambda s: ", ".join(sorted(set(s)))),
+                       rows=("run_key", "size"), ok=("status", lambda s: int((s == "ok").sum())))
+                  .reset_index())
+    versions = (df.groupby(["edgebench_version", "schema_version"], dropna=False)
+                  .size().rename("rows").reset_index())
+    dates = (df.groupby("session_id")
+               .agg(started=("started_at", "min"), finished=("finished_at", "max"),
+                    suite=("suite", _first), rows=("run_key", "size"),
+                    devices=("device_label", lambda s: ", ".join(sorted(set(s)))))
+               .reset_index().sort_values("started"))
+    return Environment(devices, runtimes, versions, dates, not_measured(df),
+                       energy_methods(df), measurement_methods(df))
+
+
+def not_measured(df: pd.DataFrame) -> pd.DataFrame:
+    """Latest rows that measured nothing (status other than ok), grouped by their message."""
+    bad = latest(df)
+    bad = bad[bad["status"] != "ok"]
+    cols = ["framework", "precision", "device_label", "kind", "status", "message"]
+    if bad.empty:
+        return pd.DataFrame(columns=[*cols, "rows"])
+    bad = bad.assign(message=bad["message"].fillna("no message"))
+    return (bad.groupby(cols, dropna=False).size().rename("rows").reset_index()
+               .sort_values(["status", "framework", "precision"]))
+
+
+def energy_methods(df: pd.DataFrame) -> pd.DataFrame:
+    """Per device, how energy was measured; ``none`` reads as "no energy meter"."""
+    ok = df[df["status"] == "ok"]
+    method = ok["energy_method"].fillna("none")
+    out = (ok.assign(energy_method=method)
+             .groupby(["device_label", "energy_method"]).size().rename("rows").reset_index())
+    out["meaning"] = out["energy_method"].map(
+        lambda m: "no energy meter: energy not measured" if m == "none" else f"measured by {m}")
+    return out
+
+
+def measurement_methods(df: pd.DataFrame) -> pd.DataFrame:
+    """Row counts per ``measurement`` (measured, estimated, simulated, imported:*)."""
+    return df.groupby("measurement").size().rename("rows").reset_index()

@@ -1,0 +1,143 @@
+"""Render a :class:`~edgebench.reports.build.Report` with jinja2: self-contained HTML or markdown.
+
+The HTML inlines plotly.js once, in the page head, so the file opens offline; every figure is a
+div plus its data, drawn by that one copy.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from edgebench.reports import figures
+from edgebench.reports.build import Report
+
+FORMATS = ("html", "md")
+_CHECK_MARK = {"within": "within claim", "outside": "outside claim", "n/a": ""}
+
+
+def fmt(value: Any, digits: int = 1, suffix: str = "") -> str:
+    """A cell: ``—`` for missing, numbers rounded, datetimes to the minute (UTC)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return "—"
+    if isinstance(value, (datetime, pd.Timestamp)):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 0.1:
+            return f"{value:.3g}{suffix}"
+        return f"{value:,.{digits}f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def table(df: pd.DataFrame, index: bool = False) -> dict[str, list]:
+    """A DataFrame as ``{"columns": [...], "rows": [[cell, ...], ...]}`` of formatted strings."""
+    if index:
+        df = df.reset_index()
+    return {"columns": [str(c) for c in df.columns],
+            "rows": [[fmt(v) for v in r] for r in df.itertuples(index=False)]}
+
+
+def chapter_rows(chapter: pd.DataFrame) -> list[dict[str, str]]:
+    """The chapter table's cells, with ``memory_check`` / ``speedup_check`` kept for marking."""
+    out = []
+    for r in chapter.to_dict("records"):
+        measured = r["peak_rss_mb"] is not None and r["peak_rss_mb"] == r["peak_rss_mb"]
+        base = r["baseline"] if isinstance(r["baseline"], str) else None
+        memory = f"{fmt(r['peak_rss_mb'], 0)} MB" if measured else "not measured"
+        out.append({
+            "framework": r["framework"], "runtime": r["runtime"], "device": fmt(r["device"]),
+            "model": fmt(r["model"]), "precision": r["quantization"], "baseline": base or "",
+            "quantization": r["quantization"] + (f" vs {base}" if base else ""),
+            "measurement": r["measurement"] if isinstance(r["measurement"], str) else "",
+            "memory_value": memory,
+            "memory_base": f"vs {fmt(r['base_peak_rss_mb'], 0)} MB" if base else "",
+            "memory": memory + (f" (vs {fmt(r['base_peak_rss_mb'], 0)} MB)" if base else ""),
+            "rss_reduction": f"{fmt(r['memory_reduction_pct'], 0, ' %')} RSS" if base else "—",
+            "file_reduction": f"{fmt(r['size_reduction_pct'], 0, ' %')} file" if base else "",
+            "reduction": (f"{fmt(r['memory_reduction_pct'], 0, ' %')} RSS, "
+                          f"{fmt(r['size_reduction_pct'], 0, ' %')} file" if base else "—"),
+            "model_mb": fmt(r["model_mb"], 0, " MB"),
+            "memory_claim": r["memory_claim"], "memory_check": r["memory_check"],
+            "decode": fmt(r["decode_tok_s"], 1, " tok/s") if measured else "not measured",
+            "speedup": fmt(r["speedup"], 2, "×") if base else "—",
+            "speedup_claim": r["speedup_claim"], "speedup_check": r["speedup_check"],
+            "quality": _quality(r), "use_case": r["use_case"],
+            "note": r["note"] if isinstance(r["note"], str) else "",
+        })
+    return out
+
+
+def _quality(r: dict) -> str:
+    parts = []
+    if r["kld_mean"] is not None and r["kld_mean"] == r["kld_mean"]:
+        parts.append(f"KLD {fmt(r['kld_mean'], 4)}")
+    if r["delta_ppl"] is not None and r["delta_ppl"] == r["delta_ppl"]:
+        parts.append(f"Δppl {r['delta_ppl']:+.3f}")
+    return ", ".join(parts) or "—"
+
+
+def _figures(report: Report) -> dict[str, Any]:
+    """Every figure, grouped by section; None where a section has nothing to draw."""
+    pp = report.per_precision
+    return {
+        "pareto": [figures.speed_memory(pp, d) for d in report.devices
+                   if not pp[pp["device_label"] == d].dropna(
+                       subset=["decode_tok_s", "peak_rss_mb"]).empty],
+        "quality": figures.quality_size(pp),
+        "energy": figures.energy(pp),
+        "latency": [figures.latency(report.latency, d) for d in report.devices
+                    if (report.latency["device_label"] == d).any()],
+        "history": figures.history(report.history) if not report.history.empty else None,
+    }
+
+
+def _fig_html(fig, n: int) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{n}",
+                       config={"displaylogo": False, "responsive": True})
+
+
+def _context(report: Report, draw: bool) -> dict[str, Any]:
+    env = report.environment
+    ctx: dict[str, Any] = {
+        "r": report, "fmt": fmt, "check_mark": _CHECK_MARK,
+        "chapter": chapter_rows(report.chapter),
+        "env": {name: table(getattr(env, name)) for name in
+                ("devices", "runtimes", "versions", "dates", "not_measured", "energy",
+                 "methods")},
+        "matrices": {d: [(h, table(m, index=True)) for h, m in mats if not m.empty]
+                     for d, mats in report.matrices.items()},
+        "latency": table(report.latency.drop(columns=["lowerfence", "upperfence"])),
+        "no_energy": report.per_precision["j_per_token"].isna().all(),
+    }
+    if draw:
+        n = iter(range(10_000))
+        figs = _figures(report)
+        ctx["figs"] = {k: ([_fig_html(f, next(n)) for f in v] if isinstance(v, list)
+                           else (_fig_html(v, next(n)) if v is not None else None))
+                       for k, v in figs.items()}
+    return ctx
+
+
+def _env(autoescape: bool):
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(loader=PackageLoader("edgebench.reports", "templates"),
+                       autoescape=autoescape, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def render(report: Report, fmt_name: str = "html") -> str:
+    """The report as one self-contained HTML page (``html``) or markdown (``md``)."""
+    if fmt_name == "md":
+        return _env(False).get_template("report.md.j2").render(**_context(report, draw=False))
+    from markupsafe import Markup
+    from plotly.offline import get_plotlyjs
+
+    ctx = _context(report, draw=True)
+    ctx["figs"] = {k: ([Markup(x) for x in v] if isinstance(v, list)
+                       else (Markup(v) if v else None)) for k, v in ctx["figs"].items()}
+    ctx["plotlyjs"] = Markup(get_plotlyjs())
+    return _env(True).get_template("report.html.j2").render(**ctx)
