@@ -116,3 +116,27 @@ def test_empty_corpus(tmp_path):
     empty.write_text("  \n")
     with pytest.raises(ConfigError, match="empty"):
         load_corpus(empty)
+
+
+@needs_llama
+def test_suite_quality_switch_adds_quality_rows_to_run(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from edgebench.cli import cli
+
+    suite = tmp_path / "q.yaml"
+    suite.write_text("name: q\nprecisions: [q8_0]\nprompt_tokens: [16]\nnew_tokens: [4]\n"
+                     "repetitions: 1\nwarmup: 0\nquality: true\nquality_chunks: 1\n")
+    res = CliRunner().invoke(cli, ["run", str(suite), "--store", str(tmp_path / "st"), "-q",
+                                   "--format", "json"])
+    assert res.exit_code == 0, res.output
+    df = Store(tmp_path / "st").query("SELECT kind, precision, status, kld_mean FROM runs")
+    kinds = sorted(zip(df["kind"], df["precision"], df["status"]))
+    assert ("speed", "q8_0", "ok") in kinds and ("quality", "q8_0", "ok") in kinds
+
+
+def test_quality_switch_must_be_boolean():
+    from edgebench.suites.spec import suite_from_mapping
+
+    with pytest.raises(ConfigError, match="quality must be true or false"):
+        suite_from_mapping({"name": "x", "quality": "yes"}, "x.yaml")

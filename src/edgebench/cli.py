@@ -103,6 +103,17 @@ def run(suite, store, resume, quiet, fmt, cache_dir, **kw):
     err = Console(stderr=True)
     with SweepProgress(len(runs), err, enabled=not quiet and err.is_terminal) as prog:
         out = api.run_suite(spec, st, cache, resume=resume, progress=prog.update, runs=runs)
+    if spec.quality and not out.interrupted:  # the suite's `quality: true` switch
+        from edgebench.quality_sweep import quality_runs, run_quality
+
+        n = len(quality_runs(spec, cache)) + 1
+        with SweepProgress(n, err, enabled=not quiet and err.is_terminal) as prog:
+            qout = run_quality(spec, st, cache, chunks=spec.quality_chunks, resume=resume,
+                               progress=prog.update)
+        click.echo(f"quality: {', '.join(f'{n} {s}' for s, n in sorted(qout.counts.items()))}"
+                   f" -> {qout.path}", err=True)
+        out.rows += qout.rows
+        out.interrupted = qout.interrupted
     if out.rows:
         df = api.results(st, latest=False, filters={"session_id": out.session_id})
         _emit(render(df, fmt, title=f"edgebench {spec.name}: session {out.session_id}"))

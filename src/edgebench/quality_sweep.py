@@ -84,11 +84,10 @@ def corpus_chunks(corpus: Corpus, model_ref: str, cache: Path, n_ctx: int,
 
 def _reference_run(label: str, like: PlannedRun, suite: Suite, cache: Path) -> PlannedRun:
     fw, precision = label.split(":")
-    ref_suite = api.make_suite(suite.name, models=[like.model_ref], frameworks=[fw],
-                               precisions=[precision], devices=["cpu"], threads=[like.threads],
-                               prompt_tokens=[like.prompt_tokens], new_tokens=[like.new_tokens])
-    ref_suite = dataclasses.replace(ref_suite, include=(), exclude=(),
-                                    timeout_s=suite.timeout_s)
+    ref_suite = dataclasses.replace(suite.override(
+        models=[like.model_ref], frameworks=[fw], precisions=[precision], devices=["cpu"],
+        threads=[like.threads], prompt_tokens=[like.prompt_tokens],
+        new_tokens=[like.new_tokens]), include=(), exclude=())
     (run,) = api.plan(ref_suite, cache)
     if run.skip_reason:
         raise ConfigError(f"reference {label} cannot run: {run.skip_reason}")

@@ -44,6 +44,10 @@ class Suite:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     include: tuple[Mapping[str, Any], ...] = ()
     exclude: tuple[Mapping[str, Any], ...] = ()
+    #: ``edgebench run`` also scores quality (perplexity, KLD) for every cell after the speed
+    #: runs; ``quality_chunks`` bounds its cost (see ``edgebench quality``).
+    quality: bool = False
+    quality_chunks: int = 4
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:
@@ -72,6 +76,11 @@ class Suite:
             raise ConfigError(f"{where}: warmup must be 0 or more, got {self.warmup!r}")
         if self.timeout_s <= 0 or self.cooldown_s < 0:
             raise ConfigError(f"{where}: timeout_s must be > 0 and cooldown_s >= 0")
+        if not isinstance(self.quality, bool):
+            raise ConfigError(f"{where}: quality must be true or false, got {self.quality!r}")
+        if not isinstance(self.quality_chunks, int) or self.quality_chunks < 1:
+            raise ConfigError(f"{where}: quality_chunks must be at least 1, "
+                              f"got {self.quality_chunks!r}")
         for kind in ("include", "exclude"):
             for entry in getattr(self, kind):
                 if not isinstance(entry, Mapping):
