@@ -272,7 +272,8 @@ def report(store: Store, *, out: str | Path | None = None, where: str | None = N
 def recommend(store: Store, device: str | None = None, *,
               constraints: Constraints | None = None, optimize: str = "balanced",
               model: str | None = None,
-              machine: Mapping[str, Any] | None = None) -> Recommendation:
+              machine: Mapping[str, Any] | None = None,
+              rows: list[Mapping[str, Any]] | None = None) -> Recommendation:
     """What to ship on a device target, from the store's measured rows.
 
     Args:
@@ -283,6 +284,7 @@ def recommend(store: Store, device: str | None = None, *,
         model: the model whose rows to rank (needed when the target has several).
         machine: this machine's facts (``machine_id``, ``cpu_model``, ``accelerators``,
             ``os``); default: its fingerprint.
+        rows: the store's latest rows, when the caller has read them already.
 
     Returns:
         The ranking, or, with no measured row for the target, the decision tree's guidance
@@ -295,7 +297,8 @@ def recommend(store: Store, device: str | None = None, *,
     target = decision_targets.get(device or "this")
     weights = Weights.for_mode(optimize)
     facts = dict(machine) if machine is not None else dataclasses.asdict(fingerprint())
-    found = queries.candidates(store, target, machine_id=facts.get("machine_id"), model=model)
+    found = queries.candidates(store, target, machine_id=facts.get("machine_id"), model=model,
+                               rows=rows)
     notes = found.notes
     if not found.rows_in_store:
         notes += (f"the store {store.root} has no rows: fill it with `edgebench run cpu-laptop`",)

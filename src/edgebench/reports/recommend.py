@@ -56,7 +56,10 @@ def store_recommender(store) -> Recommender | None:
     if not hasattr(api, "recommend"):
         return None
 
+    from edgebench.results import queries
+
     memo: dict[tuple, object] = {}  # labels on one machine share its ``this`` ranking
+    latest: dict[str, list] = {}
 
     def recommender(rows: pd.DataFrame, label: str) -> DeviceRecommendation:
         from edgebench.errors import EdgebenchError
@@ -72,7 +75,10 @@ def store_recommender(store) -> Recommender | None:
             try:
                 key = (facts["machine_id"], model)
                 if key not in memo:
-                    memo[key] = api.recommend(store, "this", machine=facts, model=model)
+                    if "rows" not in latest:  # read the store once per report
+                        latest["rows"] = queries.latest_rows(store)
+                    memo[key] = api.recommend(store, "this", machine=facts, model=model,
+                                              rows=latest["rows"])
                 rec = memo[key]
             except EdgebenchError as e:
                 out.reasons.append(f"{prefix}no recommendation: {e}")

@@ -67,9 +67,12 @@ def _int(v: Any) -> int | None:
 
 
 def candidates(store: Store, target: Target, *, machine_id: str | None = None,
-               model: str | None = None) -> CandidateSet:
-    """Candidates for ``target`` from ``store`` (see :func:`candidates_from_rows`)."""
-    return candidates_from_rows(latest_rows(store), target, machine_id=machine_id, model=model)
+               model: str | None = None,
+               rows: list[Mapping[str, Any]] | None = None) -> CandidateSet:
+    """Candidates for ``target`` from ``store`` (see :func:`candidates_from_rows`); ``rows``:
+    the store's :func:`latest_rows`, already read (a report asks for many targets)."""
+    rows = latest_rows(store) if rows is None else rows
+    return candidates_from_rows(rows, target, machine_id=machine_id, model=model)
 
 
 def candidates_from_rows(rows: list[Mapping[str, Any]], target: Target, *,
