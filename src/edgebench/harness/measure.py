@@ -79,7 +79,7 @@ def _with_metrics(rec: RunRecord, timelines: list, load_s: float, mem: memory.Rs
     return replace(
         rec, **cols, load_s=load_s, peak_rss_mb=mem.peak_mb, rss_baseline_mb=baseline_mb,
         rss_delta_mb=mem.peak_mb - baseline_mb, system_used_peak_mb=mem.system_used_peak_mb,
-        memory_method=memory.METHOD, measurement="measured", energy_method="none",
+        memory_method=mem.method, measurement="measured", energy_method="none",
         token_ms_samples=[[(ns - t.t0_ns) / metrics.NS_PER_MS for ns in t.token_ns]
                           for t in timelines],
         output_ids=list(timelines[0].token_ids),

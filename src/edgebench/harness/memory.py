@@ -1,13 +1,13 @@
-"""Peak memory of a process and its children, sampled on a background thread (~10 ms)."""
+"""Peak memory of a process and its children, sampled on a background thread (~50 ms)."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import psutil
 
 MB = 2**20
-METHOD = "psutil-rss-10ms"
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -21,6 +21,12 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+#: Seconds between RSS samples; ``EDGEBENCH_RSS_INTERVAL_S`` overrides it (rows record the
+#: interval in ``memory_method``). 10 ms cost OpenVINO ~6 % decode speed on 2 cores (its
+#: threads wait for the preempted one); 50 ms costs nothing measurable (benchmarks/).
+DEFAULT_INTERVAL_S = 0.05
+
+
 class RssSampler:
     """Samples a process tree's RSS and the system's used memory until stopped.
 
@@ -31,13 +37,14 @@ class RssSampler:
     # Listing children scans all of /proc and reading /proc/meminfo costs more than reading
     # one process's statm: do those every few samples, so the sampler stays far below the
     # noise of what it measures (it shares the CPU with the runtime's threads).
-    CHILDREN_EVERY = 50
-    SYSTEM_EVERY = 10
+    CHILDREN_EVERY = 10
+    SYSTEM_EVERY = 2
 
-    def __init__(self, pid: int | None = None, interval_s: float = 0.01) -> None:
+    def __init__(self, pid: int | None = None, interval_s: float | None = None) -> None:
         self._proc = psutil.Process(pid)
         self._children: list[psutil.Process] = []
-        self._interval = interval_s
+        self._interval = interval_s if interval_s is not None else float(
+            os.environ.get("EDGEBENCH_RSS_INTERVAL_S", DEFAULT_INTERVAL_S))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.peak_bytes = 0
@@ -75,6 +82,11 @@ class RssSampler:
         if self._thread is not None:
             self._thread.join()
         self._sample(full=True)
+
+    @property
+    def method(self) -> str:
+        """How memory was measured, for the row's ``memory_method``."""
+        return f"psutil-rss-{round(self._interval * 1000)}ms"
 
     @property
     def peak_mb(self) -> float:

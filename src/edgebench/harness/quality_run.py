@@ -112,7 +112,7 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
             kld_mean=div.kld_mean, kld_stderr=div.kld_stderr, kld_p99=div.kld_p99,
             top1_agree=div.top1_agree, load_s=load.load_s, peak_rss_mb=mem.peak_mb,
             rss_baseline_mb=baseline_mb, rss_delta_mb=mem.peak_mb - baseline_mb,
-            memory_method=memory.METHOD, energy_method="none",
+            memory_method=mem.method, energy_method="none",
         )
     except (RunnerUnavailable, DeviceUnavailable) as e:
         return replace(base, status="unavailable", message=str(e), finished_at=now())
