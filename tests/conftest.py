@@ -55,3 +55,16 @@ def make_record(**overrides):
     )
     base.update(overrides)
     return RunRecord(**base)
+
+
+def run_main(args, capsys):
+    """Run the real entry point; return (exit code, stdout, stderr)."""
+    from edgebench.cli import main
+
+    code = 0
+    try:
+        main(args)
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -8,22 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_record
-from edgebench.cli import cli, main
+from conftest import make_record, run_main
+from edgebench.cli import cli
 from edgebench.results.store import Store
 
 COMMANDS = sorted(cli.commands)
-
-
-def run_main(args, capsys):
-    """Run the real entry point; return (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(args)
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_expected_commands_exist():

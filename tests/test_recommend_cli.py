@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from conftest import make_record
+from conftest import make_record, run_main
 from edgebench import api
-from edgebench.cli import main
 from edgebench.decision import Constraints
 from edgebench.results.store import Store
 
@@ -49,16 +48,6 @@ def store(tmp_path):
                     kld_mean=9.0, machine_id="other"),
     ])
     return st
-
-
-def run_main(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_api_ranks_and_joins_quality(store):

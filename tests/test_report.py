@@ -8,9 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from conftest import make_record
+from conftest import make_record, run_main
 from edgebench import api
-from edgebench.cli import main
 from edgebench.errors import ConfigError
 from edgebench.reports import build_report, render, tables
 from edgebench.reports.claims import load_claims, parse_claim
@@ -210,16 +209,6 @@ def test_device_filter(tmp_path):
     text = api.report(_store(tmp_path), fmt="md", devices=["gpu"])
     assert "q8_0 vs" not in text.split("## 3.")[0].replace("q4_k_m vs q8_0", "")
     assert "q4_k_m vs q8_0" in text
-
-
-def run_main(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_no_rows_is_one_line_naming_the_filter(tmp_path, capsys):

@@ -86,6 +86,28 @@ def _with_metrics(rec: RunRecord, timelines: list, load_s: float, mem: memory.Rs
     )
 
 
+def failed_row(base: RunRecord, e: Exception) -> RunRecord:
+    """``base`` with the outcome of a failure: ``unavailable`` (missing runtime or device, the
+    install hint in the message), or ``error`` (a runtime's own exception keeps its type and
+    last frame)."""
+    if isinstance(e, (RunnerUnavailable, DeviceUnavailable)):
+        return replace(base, status="unavailable", message=str(e), finished_at=now())
+    if isinstance(e, EdgebenchError):
+        return replace(base, status="error", message=str(e), finished_at=now())
+    where = traceback.extract_tb(e.__traceback__)[-1]
+    msg = f"{type(e).__name__}: {e} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+    return replace(base, status="error", message=msg, finished_at=now())
+
+
+def close_quietly(runner) -> None:
+    """Close ``runner`` if there is one; closing must not hide the run's outcome."""
+    if runner is not None:
+        try:
+            runner.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
     """Measure ``run`` in this process and return its row (never raises for runtime failures).
 
@@ -122,17 +144,7 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
         rec = replace(base, device_name=load.device)
         return replace(_with_metrics(rec, timelines, load.load_s, mem, baseline_mb),
                        finished_at=now())
-    except (RunnerUnavailable, DeviceUnavailable) as e:
-        return replace(base, status="unavailable", message=str(e), finished_at=now())
-    except EdgebenchError as e:
-        return replace(base, status="error", message=str(e), finished_at=now())
-    except Exception as e:  # a runtime's own failure: keep its type and last frame
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        msg = f"{type(e).__name__}: {e} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
-        return replace(base, status="error", message=msg, finished_at=now())
+    except Exception as e:  # noqa: BLE001 - every failure becomes the row's outcome
+        return failed_row(base, e)
     finally:
-        if runner is not None:
-            try:
-                runner.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the run's outcome
-                pass
+        close_quietly(runner)

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import psutil
 
-from edgebench.errors import DeviceUnavailable, EdgebenchError, RunnerUnavailable
+from edgebench.errors import EdgebenchError
 from edgebench.harness import memory
 from edgebench.harness import quality as q
-from edgebench.harness.measure import RunContext, now, record_for
+from edgebench.harness.measure import (
+    RunContext,
+    close_quietly,
+    failed_row,
+    now,
+    record_for,
+)
 from edgebench.harness.registry import load_runner
 from edgebench.results.schema import RunRecord, run_key
 from edgebench.suites.expand import PlannedRun
@@ -114,17 +119,7 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
             rss_baseline_mb=baseline_mb, rss_delta_mb=mem.peak_mb - baseline_mb,
             memory_method=mem.method, energy_method="none",
         )
-    except (RunnerUnavailable, DeviceUnavailable) as e:
-        return replace(base, status="unavailable", message=str(e), finished_at=now())
-    except EdgebenchError as e:
-        return replace(base, status="error", message=str(e), finished_at=now())
-    except Exception as e:  # a runtime's own failure: keep its type and last frame
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        msg = f"{type(e).__name__}: {e} (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
-        return replace(base, status="error", message=msg, finished_at=now())
+    except Exception as e:  # noqa: BLE001 - every failure becomes the row's outcome
+        return failed_row(base, e)
     finally:
-        if runner is not None:
-            try:
-                runner.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the run's outcome
-                pass
+        close_quietly(runner)
