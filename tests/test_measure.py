@@ -1,6 +1,7 @@
 """measure() with a fake runner (hand-computed rows) and isolation of crashes and hangs."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,8 @@ def test_measure_computes_rows_from_timelines(fake_framework):
     assert row.load_s == 0.25 and row.device_name == "FAKE-CPU"
     assert row.framework_version == "9.9" and row.measurement == "measured"
     assert row.energy_method == "none" and row.energy_j is None
+    assert row.memory_method == "psutil-rss-50ms"
+    assert json.loads(row.runtime_settings) == dict(_run().options)  # what load() applied
     assert row.peak_rss_mb > 0 and row.rss_delta_mb >= 0
     assert row.model_bytes == 123 and row.artifact_sha256 == "asha"
 

@@ -6,6 +6,7 @@ benchmarks. Every statistic comes from ``metrics.py``; the runner only reports t
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -86,6 +87,11 @@ def _with_metrics(rec: RunRecord, timelines: list, load_s: float, mem: memory.Rs
     )
 
 
+def settings_json(options: dict) -> str:
+    """The settings a runner applied at load, as canonical JSON for ``runtime_settings``."""
+    return json.dumps(options, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def failed_row(base: RunRecord, e: Exception) -> RunRecord:
     """``base`` with the outcome of a failure: ``unavailable`` (missing runtime or device, the
     install hint in the message), or ``error`` (a runtime's own exception keeps its type and
@@ -141,7 +147,8 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
                     raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
                                          f"asked for {run.new_tokens}")
                 timelines.append(tl)
-        rec = replace(base, device_name=load.device)
+        rec = replace(base, device_name=load.device,
+                      runtime_settings=settings_json(load.options))
         return replace(_with_metrics(rec, timelines, load.load_s, mem, baseline_mb),
                        finished_at=now())
     except Exception as e:  # noqa: BLE001 - every failure becomes the row's outcome

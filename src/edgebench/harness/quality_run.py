@@ -26,6 +26,7 @@ from edgebench.harness.measure import (
     failed_row,
     now,
     record_for,
+    settings_json,
 )
 from edgebench.harness.registry import load_runner
 from edgebench.results.schema import RunRecord, run_key
@@ -110,6 +111,7 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
         div = q.divergence(np.concatenate(kld), np.concatenate(top1))
         return replace(
             base, device_name=load.device, finished_at=now(), measurement="measured",
+            runtime_settings=settings_json(load.options),
             quality_method=f"full-vocabulary logits: {type(runner).LOGITS_METHOD}",
             tokens_scored=ppl.tokens, scored_tok_s=ppl.tokens / busy if busy else None,
             ppl=ppl.ppl, ppl_stderr=ppl.stderr,

@@ -84,6 +84,9 @@ class _Base:
 _OPTIONAL: dict[str, Any] = {
     "framework_version": str | None,
     "device_name": str | None,  # the device as the runtime named it
+    # what the runner really applied at load (JSON): the suite's options plus its own settings,
+    # e.g. threads, MLX compute_dtype, OpenVINO enable_prefix_caching
+    "runtime_settings": str | None,
     "artifact_format": str | None,
     "artifact_sha256": str | None,
     "artifact_path": str | None,
