@@ -42,9 +42,9 @@ class FakeRunner:
     def probe(self):
         return RunnerInfo("fake", "9.9", ("cpu",))
 
-    def load(self, artifact, device, threads, options, context_tokens):
+    def load(self, artifact, device, threads, options, context_tokens, logits_only=False):
         FakeRunner.calls.append(("load", device, threads, dict(options), context_tokens))
-        return LoadInfo(0.25, "FAKE-CPU", options)
+        return LoadInfo(0.25, "FAKE-CPU", options, threads_applied=True)
 
     def tokenize(self, text):
         return [1, 2, 3]

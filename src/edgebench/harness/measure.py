@@ -77,14 +77,46 @@ def _with_metrics(rec: RunRecord, timelines: list, load_s: float, mem: memory.Rs
         s = metrics.summarize(samples)
         cols.update({m: s.median, f"{m}_mean": s.mean, f"{m}_stdev": s.stdev, f"{m}_cv": s.cv,
                      f"{m}_min": s.min, f"{m}_max": s.max, f"{m}_samples": samples})
+    cols.update(crosscheck(timelines, cols))
+    flags = list(rec.flags or [])
+    if cols.get("timing_flag"):
+        flags.append("timing-disagreement")
+    cols.pop("timing_flag", None)
     return replace(
-        rec, **cols, load_s=load_s, peak_rss_mb=mem.peak_mb, rss_baseline_mb=baseline_mb,
+        rec, **cols, flags=flags or None,
+        load_s=load_s, peak_rss_mb=mem.peak_mb, rss_baseline_mb=baseline_mb,
         rss_delta_mb=mem.peak_mb - baseline_mb, system_used_peak_mb=mem.system_used_peak_mb,
         memory_method=mem.method, measurement="measured", energy_method="none",
         token_ms_samples=[[(ns - t.t0_ns) / metrics.NS_PER_MS for ns in t.token_ns]
                           for t in timelines],
         output_ids=list(timelines[0].token_ids),
     )
+
+
+#: edgebench's and the runtime's own TTFT or decode speed may differ by this much (percent)
+#: before the row is flagged ``timing-disagreement``.
+CROSSCHECK_TOLERANCE_PCT = 5.0
+
+
+def crosscheck(timelines: list, cols: dict) -> dict:
+    """Compare edgebench's medians with the runtime's own per-repetition timings, where the
+    runtime reports them (``TokenTimeline.reported``): the runtime's medians, the difference in
+    percent of the runtime's figure, and ``timing_flag`` when either is beyond
+    :data:`CROSSCHECK_TOLERANCE_PCT`. Empty when the runtime reports nothing."""
+    reported = [t.reported for t in timelines if t.reported]
+    if len(reported) != len(timelines):
+        return {}
+    out: dict = {"timing_flag": False}
+    for ours, theirs, col in (("ttft_ms", "ttft_ms", "ttft"),
+                              ("decode_tok_s", "decode_tok_s", "decode")):
+        vals = [r.get(theirs) for r in reported]
+        s = metrics.summarize(vals)
+        out[f"runtime_{ours}"] = s.median
+        if s.median and cols.get(ours) is not None:
+            pct = (cols[ours] - s.median) / s.median * 100
+            out[f"{col}_disagree_pct"] = pct
+            out["timing_flag"] |= abs(pct) > CROSSCHECK_TOLERANCE_PCT
+    return out
 
 
 def settings_json(options: dict) -> str:
@@ -147,7 +179,7 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
                     raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
                                          f"asked for {run.new_tokens}")
                 timelines.append(tl)
-        rec = replace(base, device_name=load.device,
+        rec = replace(base, device_name=load.device, threads_applied=load.threads_applied,
                       runtime_settings=settings_json(load.options))
         return replace(_with_metrics(rec, timelines, load.load_s, mem, baseline_mb),
                        finished_at=now())

@@ -88,7 +88,7 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
         nll, kld, top1 = [], [], []
         with memory.RssSampler() as mem:
             load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
-                               context_tokens=spec.n_ctx)
+                               context_tokens=spec.n_ctx, logits_only=True)
             busy = 0.0
             for i, chunk in enumerate(spec.chunks):
                 t = time.perf_counter()
@@ -111,6 +111,7 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
         div = q.divergence(np.concatenate(kld), np.concatenate(top1))
         return replace(
             base, device_name=load.device, finished_at=now(), measurement="measured",
+            threads_applied=load.threads_applied,
             runtime_settings=settings_json(load.options),
             quality_method=f"full-vocabulary logits: {type(runner).LOGITS_METHOD}",
             tokens_scored=ppl.tokens, scored_tok_s=ppl.tokens / busy if busy else None,

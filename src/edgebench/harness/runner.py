@@ -24,6 +24,8 @@ class LoadInfo:
     load_s: float
     device: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: whether the runtime really took the requested thread count (None: not known)
+    threads_applied: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class TokenTimeline:
     token_ns: tuple[int, ...]
     token_ids: tuple[int, ...]
     prompt_tokens: int
+    #: the runtime's own timing of this repetition where it reports one (keys ``ttft_ms``,
+    #: ``decode_tok_s``), to cross-check edgebench's stamps; never used as the measurement
+    reported: dict[str, float] | None = None
 
 
 @runtime_checkable
@@ -59,12 +64,15 @@ class Runner(Protocol):
 
     def load(
         self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-        context_tokens: int,
+        context_tokens: int, logits_only: bool = False,
     ) -> LoadInfo:
         """Load ``artifact`` on ``device`` with ``threads`` CPU threads.
 
         ``options`` are the suite's runtime-specific settings, passed through as given;
         ``context_tokens`` is the longest sequence (prompt + new tokens) the run will need.
+        ``logits_only``: the caller will only call :meth:`logits` (quality runs), so load in
+        the form that serves logits (e.g. llama.cpp with ``logits_all``), once, here, before
+        any clock, and hold one copy of the model.
 
         Raises:
             DeviceUnavailable: the runtime has no such device (the message lists those it has).

@@ -16,10 +16,11 @@ import pyarrow as pa
 from edgebench.harness.metrics import TIMING_METRICS
 
 #: Bumped whenever a column changes meaning, type or name. Checked on every read.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Older versions this one reads: their files lack only columns added since (read as null).
-#: v2 added ``kind`` and the quality columns.
-UPGRADABLE_VERSIONS = (1,)
+#: v2 added ``kind`` and the quality columns; v3 the validity columns (flags, machine_busy,
+#: launches, the kernel's memory figures, runtime cross-checks, the KLD floor).
+UPGRADABLE_VERSIONS = (1, 2)
 KINDS = ("speed", "quality")
 
 STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
@@ -140,6 +141,33 @@ _OPTIONAL: dict[str, Any] = {
     "kld_p99": float | None,
     "kld_stderr": float | None,
     "top1_agree": float | None,  # share of scored positions whose argmax matches the reference
+    # --- v3: validity ---
+    # warnings about what a number means, e.g. "machine-busy", "timing-disagreement"
+    "flags": list[str] | None,
+    "threads_applied": bool | None,  # whether the runtime really took the `threads` setting
+    # noise: other work on the machine before/during the run (docs/validity.md thresholds)
+    "machine_busy": bool | None,
+    "busy_evidence": str | None,  # JSON: load averages, steal %, others' CPU share
+    # --launches N: the cell measured in N fresh processes; launch index of each sample
+    "launches": int | None,
+    "sample_launch": list[int] | None,
+    # memory (docs/validity.md): the kernel's exact figures of the measuring process
+    "peak_mem_mb": float | None,  # THE memory figure ranked and reported (see docs)
+    "mem_baseline_mb": float | None,  # the child's RSS before it imported the runtime
+    "vm_hwm_mb": float | None,  # kernel high-water mark of resident memory (VmHWM)
+    "rss_anon_mb": float | None,  # RssAnon at the end of the run
+    "rss_file_mb": float | None,  # RssFile (mapped files: mmapped weights) at the end
+    "accel_peak_mb": float | None,  # accelerator memory peak where the runtime reports it
+    "accel_memory_method": str | None,
+    # the runtime's own timing of the same repetitions, against edgebench's token stamps
+    "runtime_ttft_ms": float | None,
+    "runtime_decode_tok_s": float | None,
+    "ttft_disagree_pct": float | None,  # (edgebench - runtime) / runtime x 100, medians
+    "decode_disagree_pct": float | None,
+    # quality: the reference's storage floor (reference scored against its own stored copy)
+    "kld_floor_mean": float | None,
+    "kld_floor_p99": float | None,
+    "reference_storage": str | None,  # how the reference log-probs are stored
 }
 
 RunRecord = dataclasses.make_dataclass(

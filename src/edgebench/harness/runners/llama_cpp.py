@@ -44,7 +44,7 @@ class LlamaCppRunner:
 
     def load(
         self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-        context_tokens: int,
+        context_tokens: int, logits_only: bool = False,
     ) -> LoadInfo:
         lc = _import()
         unknown = sorted(set(options) - set(OPTIONS))
@@ -64,11 +64,25 @@ class LlamaCppRunner:
                               "tokens this run needs (prompt + new tokens)")
         self._load_args = dict(model_path=str(artifact), n_threads=threads,
                                n_threads_batch=threads, verbose=False, **kwargs)
+        if logits_only:  # logits_all fixes the scores buffer's size: load that way, once
+            kwargs["logits_all"] = True
+            self._load_args["logits_all"] = True
         start = time.perf_counter()
         self._llm = lc.Llama(**self._load_args)
-        self._logits_all = False
+        self._logits_all = logits_only
         load_s = time.perf_counter() - start
-        return LoadInfo(load_s=load_s, device=device, options=kwargs)
+        applied = self._llm.context_params.n_threads == threads
+        return LoadInfo(load_s=load_s, device=self._device_name(lc, device), options=kwargs,
+                        threads_applied=applied)
+
+    @staticmethod
+    def _device_name(lc, device: str) -> str:
+        """The backend llama.cpp itself reports for the device (not the requested name)."""
+        if device == "cpu":
+            return "CPU (ggml-cpu)"
+        info = lc.llama_print_system_info().decode(errors="replace").upper()
+        tags = [t for t in _GPU_BACKENDS.values() if t in info]
+        return "+".join(tags) or device
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode(), add_bos=True, special=False))

@@ -50,7 +50,7 @@ class MlxLmRunner:
                           {"mlx": version("mlx")})
 
     def load(self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-             context_tokens: int) -> LoadInfo:
+             context_tokens: int, logits_only: bool = False) -> LoadInfo:
         mx, mlx_lm = _import()
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:

@@ -53,7 +53,7 @@ class OpenVINOGenAIRunner:
                           {"openvino": ov.get_version(), "devices": ", ".join(have)})
 
     def load(self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-             context_tokens: int) -> LoadInfo:
+             context_tokens: int, logits_only: bool = False) -> LoadInfo:
         _, ovg = _import()
         devices = self.probe().devices
         if device not in devices:

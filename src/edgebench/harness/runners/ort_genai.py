@@ -50,7 +50,7 @@ class OrtGenAIRunner:
         return RunnerInfo("ort-genai", og.__version__, tuple(devices))
 
     def load(self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-             context_tokens: int) -> LoadInfo:
+             context_tokens: int, logits_only: bool = False) -> LoadInfo:
         og = _import()
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
@@ -75,7 +75,9 @@ class OrtGenAIRunner:
         load_s = time.perf_counter() - start
         return LoadInfo(load_s, "CUDAExecutionProvider" if device == "cuda"
                         else "CPUExecutionProvider",
-                        {**session, "max_length": self._max_length})
+                        {**session, "max_length": self._max_length},
+                        # the session option is set in the config the model is built from
+                        threads_applied=session.get("intra_op_num_threads") == threads)
 
     def tokenize(self, text: str) -> list[int]:
         og = _import()
