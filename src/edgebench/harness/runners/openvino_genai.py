@@ -7,11 +7,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgebench.errors import ConfigError, DeviceUnavailable, RunnerUnavailable
+from edgebench.errors import ConfigError, DeviceUnavailable, RunFailed, RunnerUnavailable
 from edgebench.harness.runner import LoadInfo, RunnerInfo, TokenTimeline
 
 EXTRA = "openvino"
 _DEVICES = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
+#: ``std::numeric_limits<size_t>::max()``: what openvino.genai's own
+#: ``get_latency_oriented_scheduler_config()`` puts in ``max_num_batched_tokens``
+UNLIMITED = 2**64 - 1
+#: the SchedulerConfig fields recorded in the row's ``runtime_settings``
+_SCHEDULER_FIELDS = ("max_num_batched_tokens", "dynamic_split_fuse", "enable_prefix_caching",
+                     "cache_size", "num_kv_blocks", "max_num_seqs", "use_cache_eviction",
+                     "use_sparse_attention")
+#: options LLMPipeline takes itself (not OpenVINO device properties)
+_GENAI_KEYS = ("ATTENTION_BACKEND",)
 
 
 def _import():
@@ -23,6 +32,43 @@ def _import():
     return ov, ovg
 
 
+def scheduler_config(ovg):
+    """The scheduler ``LLMPipeline`` uses when given none, with prefix caching off.
+
+    Given no ``scheduler_config``, LLMPipeline on x86-64/ARM64 builds its continuous-batching
+    (paged-attention) pipeline with ``get_latency_oriented_scheduler_config()``:
+    ``max_num_batched_tokens = SIZE_MAX`` ("don't limit total batch size") and
+    ``enable_prefix_caching = true``. Passing a bare ``SchedulerConfig()`` instead would replace
+    that with the struct's throughput defaults, ``max_num_batched_tokens = 256`` with
+    ``dynamic_split_fuse = true``, and a 512-token prompt would be prefilled in two chunks.
+    """
+    s = ovg.SchedulerConfig()
+    s.max_num_batched_tokens = UNLIMITED
+    s.enable_prefix_caching = False
+    return s
+
+
+def reported_timing(perf_metrics, n_tokens: int) -> dict[str, float | None]:
+    """The pipeline's own timing of one ``generate`` in edgebench's definitions (METRICS.md).
+
+    ``ttft_ms``: GenAI's TTFT (first token's step end minus the start of its ``generate``, C++
+    side). ``decode_tok_s``: ``(N - 1) / (tN - t1)`` over GenAI's per-step token times
+    (``raw_metrics.m_new_token_times``, ms on the monotonic clock) when every step gave one
+    token; otherwise GenAI's ``get_throughput()`` (1 / mean TPOT from the second token on, the
+    same quantity when the first step gives one token). None with fewer than two tokens.
+    """
+    raw = perf_metrics.raw_metrics
+    times = list(raw.m_new_token_times)
+    batches = list(raw.m_batch_sizes)
+    decode = None
+    if n_tokens >= 2:
+        if len(times) == n_tokens and all(b == 1 for b in batches) and times[-1] > times[0]:
+            decode = (n_tokens - 1) / ((times[-1] - times[0]) / 1000.0)
+        else:
+            decode = float(perf_metrics.get_throughput().mean) or None
+    return {"ttft_ms": float(perf_metrics.get_ttft().mean), "decode_tok_s": decode}
+
+
 class OpenVINOGenAIRunner:
     """Greedy generation through ``LLMPipeline.generate`` from token IDs, with a token-level
     streamer (the string streamer can be called fewer times than tokens are made).
@@ -30,9 +76,18 @@ class OpenVINOGenAIRunner:
     Suite options are OpenVINO properties (e.g. ``PERFORMANCE_HINT: LATENCY``), passed to the
     pipeline as given; ``INFERENCE_NUM_THREADS`` is set from the run's threads.
 
-    Prefix caching is switched off: the default (paged-attention) pipeline otherwise reuses the
-    KV cache of the previous repetition's identical prompt, and TTFT falls from ~160 ms to
-    ~35 ms on Gemma 3 270M without any prefill being measured.
+    Pipeline: LLMPipeline's default on CPU (continuous batching on paged attention) with its
+    own latency-oriented scheduler settings, except prefix caching, which is switched off
+    (:func:`scheduler_config`): otherwise the KV cache of the previous repetition's identical
+    prompt is reused and TTFT falls from ~160 ms to ~35 ms on Gemma 3 270M without any
+    prefill being measured. The prompt is prefilled in one step (no chunking). The scheduler
+    fields are recorded in the load's options. The suite option ``ATTENTION_BACKEND: SDPA``
+    selects GenAI's stateful pipeline instead (it resets its KV state on every non-chat
+    ``generate``, so no scheduler is passed).
+
+    Token stamps are taken in the streamer, which GenAI calls from its own worker thread after
+    a queue hand-off; each repetition also carries GenAI's own timing (``reported``) so the
+    harness can cross-check the two.
     """
 
     LOGITS_METHOD = ("OpenVINO Core on the same IR (LLMPipeline returns no logits): one "
@@ -40,6 +95,8 @@ class OpenVINOGenAIRunner:
 
     def __init__(self) -> None:
         self._pipe = None
+        self._tokenizer = None
+        self._artifact: Path | None = None
         self._ir: tuple[str, str, dict] | None = None
         self._request = None
 
@@ -54,7 +111,7 @@ class OpenVINOGenAIRunner:
 
     def load(self, artifact: Path, device: str, threads: int, options: dict[str, Any],
              context_tokens: int, logits_only: bool = False) -> LoadInfo:
-        _, ovg = _import()
+        ov, ovg = _import()
         devices = self.probe().devices
         if device not in devices:
             raise DeviceUnavailable(
@@ -62,23 +119,60 @@ class OpenVINOGenAIRunner:
         if not (Path(artifact) / "openvino_model.xml").exists():
             raise ConfigError(f"{artifact} is not an OpenVINO model folder "
                               "(no openvino_model.xml)")
+        self.close()
+        ov_device = _DEVICES[device]
         props = {"INFERENCE_NUM_THREADS": threads, **options} if device == "cpu" else \
             dict(options)
-        scheduler = ovg.SchedulerConfig()
-        scheduler.enable_prefix_caching = False
+        self._artifact = Path(artifact)
+        # for openvino.Core: without GenAI's own keys, which the device plugins reject
+        core_props = {k: v for k, v in props.items() if k not in _GENAI_KEYS}
+        self._ir = (str(self._artifact / "openvino_model.xml"), ov_device, core_props)
+        core = ov.Core()
+        if logits_only:
+            # quality runs: the IR compiled once, here, off the clock; no LLMPipeline (one copy)
+            start = time.perf_counter()
+            compiled = core.compile_model(*self._ir)
+            self._request = compiled.create_infer_request()
+            load_s = time.perf_counter() - start
+            used = [str(d) for d in compiled.get_property("EXECUTION_DEVICES")]
+            applied = None
+            if device == "cpu":  # read back from the compiled model
+                applied = int(compiled.get_property("INFERENCE_NUM_THREADS")) == threads
+            return LoadInfo(load_s, _device_name(core, used), dict(core_props),
+                            threads_applied=applied)
+        settings = dict(props)
+        kwargs = dict(props)
+        if str(options.get("ATTENTION_BACKEND", "PA")).upper() == "SDPA":
+            settings["pipeline"] = "stateful (SDPA)"
+        else:
+            scheduler = scheduler_config(ovg)
+            kwargs["scheduler_config"] = scheduler
+            settings["pipeline"] = "continuous batching (paged attention)"
+            settings.update({f: getattr(scheduler, f) for f in _SCHEDULER_FIELDS})
         start = time.perf_counter()
-        self._pipe = ovg.LLMPipeline(str(artifact), _DEVICES[device], scheduler_config=scheduler,
-                                     **props)
+        self._pipe = ovg.LLMPipeline(str(artifact), ov_device, **kwargs)
         load_s = time.perf_counter() - start
-        self._ir = (str(Path(artifact) / "openvino_model.xml"), _DEVICES[device], props)
-        return LoadInfo(load_s, _DEVICES[device], {**props, "enable_prefix_caching": False})
+        # LLMPipeline exposes no compiled model to read INFERENCE_NUM_THREADS back from; the
+        # plugin compiled with it (the CPU plugin rejects a property it does not take).
+        applied = props.get("INFERENCE_NUM_THREADS") == threads if device == "cpu" else None
+        return LoadInfo(load_s, _device_name(core, [ov_device]), settings,
+                        threads_applied=applied)
 
     def tokenize(self, text: str) -> list[int]:
-        return [int(t) for t in self._pipe.get_tokenizer().encode(text).input_ids.data[0]]
+        if self._pipe is not None:
+            tok = self._pipe.get_tokenizer()
+        else:
+            if self._tokenizer is None:
+                _, ovg = _import()
+                self._tokenizer = ovg.Tokenizer(str(self._artifact))
+            tok = self._tokenizer
+        return [int(t) for t in tok.encode(text).input_ids.data[0]]
 
     def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
         import numpy as np
 
+        if self._pipe is None:
+            raise RunFailed("the OpenVINO runner was loaded with logits_only=True: no pipeline")
         ov, ovg = _import()
         clock = time.perf_counter_ns
         stamps: list[int] = []
@@ -100,14 +194,17 @@ class OpenVINOGenAIRunner:
         inputs = ov.Tensor(np.array([prompt_ids], dtype=np.int64))
         streamer = _Tokens()
         t0 = clock()
-        self._pipe.generate(inputs, cfg, streamer)
-        return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
+        result = self._pipe.generate(inputs, cfg, streamer)
+        return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids),
+                             reported=reported_timing(result.perf_metrics, len(stamps)))
 
     def logits(self, token_ids: list[int]):
         import numpy as np
 
         ov, _ = _import()
-        if self._request is None:  # compiled once, on first use
+        if self._request is None:
+            # loaded for generation (lm-eval uses both): a second, compiled copy of the IR.
+            # Quality runs load with logits_only=True and never get here.
             xml, device, props = self._ir
             self._request = ov.Core().compile_model(xml, device, props).create_infer_request()
         ids = np.array([token_ids], dtype=np.int64)
@@ -117,12 +214,22 @@ class OpenVINOGenAIRunner:
                              "beam_idx": np.zeros(1, dtype=np.int32)})
         out = np.array(self._request.get_tensor("logits").data[0], dtype=np.float32)
         if out.shape[0] != len(token_ids):
-            from edgebench.errors import RunFailed
-
             raise RunFailed(f"the OpenVINO model returns logits for {out.shape[0]} of "
                             f"{len(token_ids)} positions (exported with sliced logits)")
         return out
 
     def close(self) -> None:
         self._pipe = None
+        self._tokenizer = None
         self._request = None
+
+
+def _device_name(core, devices: list[str]) -> str:
+    """The devices as OpenVINO names them: ``"CPU: <FULL_DEVICE_NAME>"`` for each."""
+    names = []
+    for d in devices:
+        try:
+            names.append(f"{d}: {core.get_property(d, 'FULL_DEVICE_NAME')}")
+        except Exception:  # noqa: BLE001 - a device without the property keeps its own name
+            names.append(d)
+    return ", ".join(names)
