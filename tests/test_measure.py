@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,10 +51,48 @@ def test_measure_computes_rows_from_timelines(fake_framework):
     assert row.load_s == 0.25 and row.device_name == "FAKE-CPU"
     assert row.framework_version == "9.9" and row.measurement == "measured"
     assert row.energy_method == "none" and row.energy_j is None
-    assert row.memory_method == "psutil-rss-50ms"
+    assert row.memory_method.endswith("; sampled=psutil-rss-50ms")
     assert json.loads(row.runtime_settings) == dict(_run().options)  # what load() applied
     assert row.peak_rss_mb > 0 and row.rss_delta_mb >= 0
     assert row.model_bytes == 123 and row.artifact_sha256 == "asha"
+
+
+def test_rows_carry_kernel_memory_and_noise_evidence(fake_framework):
+    row = measure(_run(), CTX)
+    assert row.status == "ok", row.message
+    assert row.mem_baseline_mb > 0 and row.peak_mem_mb >= 0
+    if sys.platform.startswith("linux"):
+        assert row.vm_hwm_mb >= row.mem_baseline_mb
+        assert row.rss_anon_mb > 0 and row.rss_file_mb > 0
+        assert row.memory_method.startswith("peak_mem=proc-status-vmhwm(reset)-baseline")
+    assert row.accel_peak_mb is None and row.accel_memory_method is None
+    assert isinstance(row.machine_busy, bool)
+    evidence = json.loads(row.busy_evidence)
+    assert evidence["cores"] >= 1 and evidence["before"]["wall_s"] > 0
+    assert evidence["during"]["own_cores"] >= 0 and "reasons" in evidence
+
+
+def test_busy_rows_are_flagged(fake_framework, monkeypatch):
+    from edgebench.harness import busy
+
+    monkeypatch.setattr(busy, "OTHERS_SHARE", 0.0)  # anything at all counts as busy
+    row = measure(_run(), CTX)
+    assert row.machine_busy is True and "machine-busy" in row.flags
+    assert json.loads(row.busy_evidence)["reasons"]
+
+
+class AccelRunner(fakes.FakeRunner):
+    def accelerator_peak_mb(self):
+        return 512.0, "fake.peak_memory"
+
+
+def test_accelerator_hook_fills_accel_columns(fake_framework, monkeypatch):
+    spec = dataclasses.replace(registry.FRAMEWORKS["fake"], name="fake-accel",
+                               target=f"{__name__}:AccelRunner")
+    monkeypatch.setitem(registry.FRAMEWORKS, "fake-accel", spec)
+    row = measure(_run(framework="fake-accel"), CTX)
+    assert row.status == "ok", row.message
+    assert row.accel_peak_mb == 512.0 and row.accel_memory_method == "fake.peak_memory"
 
 
 def test_every_repetition_gets_the_same_prompt_ids(fake_framework):

@@ -16,11 +16,12 @@ import psutil
 
 from edgebench import __version__
 from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
-from edgebench.harness import memory, metrics
+from edgebench.harness import busy, memory, metrics
 from edgebench.harness.device import Fingerprint
 from edgebench.harness.prepare.manifest import NOMINAL_BITS, precision_class
 from edgebench.harness.prompt import ids_sha256
 from edgebench.harness.registry import load_runner
+from edgebench.harness.runner import AcceleratorMemory
 from edgebench.results.schema import SCHEMA_VERSION, RunRecord
 from edgebench.suites.expand import PlannedRun
 
@@ -86,7 +87,7 @@ def _with_metrics(rec: RunRecord, timelines: list, load_s: float, mem: memory.Rs
         rec, **cols, flags=flags or None,
         load_s=load_s, peak_rss_mb=mem.peak_mb, rss_baseline_mb=baseline_mb,
         rss_delta_mb=mem.peak_mb - baseline_mb, system_used_peak_mb=mem.system_used_peak_mb,
-        memory_method=mem.method, measurement="measured", energy_method="none",
+        measurement="measured", energy_method="none",
         token_ms_samples=[[(ns - t.t0_ns) / metrics.NS_PER_MS for ns in t.token_ns]
                           for t in timelines],
         output_ids=list(timelines[0].token_ids),
@@ -117,6 +118,34 @@ def crosscheck(timelines: list, cols: dict) -> dict:
             out[f"{col}_disagree_pct"] = pct
             out["timing_flag"] |= abs(pct) > CROSSCHECK_TOLERANCE_PCT
     return out
+
+
+def accelerator_memory(runner) -> dict:
+    """``accel_peak_mb`` and ``accel_memory_method`` from the runner's optional
+    ``accelerator_peak_mb()`` hook (:class:`~edgebench.harness.runner.AcceleratorMemory`); a
+    failing hook is recorded in the method, never fails the run."""
+    if not isinstance(runner, AcceleratorMemory):
+        return {}
+    try:
+        got = runner.accelerator_peak_mb()
+    except Exception as e:  # noqa: BLE001
+        return {"accel_memory_method": f"failed: {type(e).__name__}: {e}"}
+    if got is None:
+        return {}
+    mb, method = got
+    return {"accel_peak_mb": float(mb), "accel_memory_method": method}
+
+
+def with_validity(rec: RunRecord, peak: memory.PeakMemory, sampler: memory.RssSampler,
+                  noise: busy.NoiseProbe, runner) -> RunRecord:
+    """``rec`` with the memory columns (docs/validity.md "Memory"), the accelerator's peak
+    where the runner reports one, and ``machine_busy`` / ``busy_evidence`` ("Noise"); a busy
+    row is flagged ``machine-busy``. Call while the model is still loaded."""
+    cols = {**peak.columns(sampler), **noise.columns(), **accelerator_memory(runner)}
+    flags = list(rec.flags or [])
+    if cols["machine_busy"] and "machine-busy" not in flags:
+        flags.append("machine-busy")
+    return replace(rec, **cols, flags=flags or None)
 
 
 def settings_json(options: dict) -> str:
@@ -151,12 +180,16 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
 
     A missing runtime or device gives an ``unavailable`` row with the install hint; any other
     failure an ``error`` row with the message. Energy is not measured here yet:
-    ``energy_method = "none"`` and the energy columns stay null.
+    ``energy_method = "none"`` and the energy columns stay null. Memory and noise are measured
+    from the start of this call (see :func:`with_validity`), so in a fresh process the
+    baseline is the harness without the runtime.
     """
     started = now()
     base = record_for(run, ctx, "ok", started_at=started)
     runner = None
     try:
+        peak = memory.PeakMemory()  # the baseline: before the runtime is imported
+        noise = busy.NoiseProbe().start()
         runner = load_runner(run.framework)
         info = runner.probe()
         base = replace(base, framework_version=info.version)
@@ -179,10 +212,11 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
                     raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
                                          f"asked for {run.new_tokens}")
                 timelines.append(tl)
+        noise.stop()
         rec = replace(base, device_name=load.device, threads_applied=load.threads_applied,
                       runtime_settings=settings_json(load.options))
-        return replace(_with_metrics(rec, timelines, load.load_s, mem, baseline_mb),
-                       finished_at=now())
+        rec = _with_metrics(rec, timelines, load.load_s, mem, baseline_mb)
+        return replace(with_validity(rec, peak, mem, noise, runner), finished_at=now())
     except Exception as e:  # noqa: BLE001 - every failure becomes the row's outcome
         return failed_row(base, e)
     finally:

@@ -102,3 +102,17 @@ class Runner(Protocol):
     def close(self) -> None:
         """Release the model."""
         ...
+
+
+@runtime_checkable
+class AcceleratorMemory(Protocol):
+    """Optional runner hook: a runner whose runtime reports its accelerator's memory defines
+    this method too; the harness calls it after the repetitions (model still loaded) and
+    records ``accel_peak_mb`` and ``accel_memory_method``. Runners without it leave both null.
+    """
+
+    def accelerator_peak_mb(self) -> tuple[float, str] | None:
+        """The accelerator memory peak of this process since the runtime started (or since
+        :meth:`Runner.load`, if the runner resets it there), in MB (2**20 bytes), and how it was
+        read (e.g. ``"mlx.get_peak_memory"``); None when this load used no accelerator."""
+        ...
