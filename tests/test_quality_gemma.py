@@ -1,8 +1,10 @@
 """Quality on the real Gemma 3 270M: the same weights give the same perplexity on every runtime,
-KLD orders the llama.cpp quantizations, the reference is cached, bad input is refused."""
+KLD orders the llama.cpp quantizations, the reference is cached, bad input is refused; BOS comes
+from Gemma's vocabulary (the same IDs as before), the stored reference's KLD floor."""
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 from edgebench import api
@@ -10,6 +12,7 @@ from edgebench.errors import ConfigError
 from edgebench.harness import prepare as prep
 from edgebench.harness import quality as q
 from edgebench.harness.corpus import corpus_ids, load_corpus
+from edgebench.harness.prompt import prompt_ids, prompt_text, tokenize_text, vocab_bos
 from edgebench.harness.registry import load_runner
 from edgebench.locations import cache_dir
 from edgebench.models.registry import resolve_model
@@ -31,8 +34,9 @@ N_CTX = 128
 def chunk():
     cache = cache_dir()
     model = resolve_model("gemma-3-270m", cache)
-    ids = corpus_ids(load_corpus(), model.sha256, prep.source_of(model).path, cache)
-    return q.chunk_tokens(ids, N_CTX, bos=ids[0], max_chunks=1)[0]
+    source = prep.source_of(model).path
+    ids = corpus_ids(load_corpus(), model.sha256, source, cache)
+    return q.chunk_tokens(ids, N_CTX, bos=vocab_bos(source), max_chunks=1)[0]
 
 
 def _ppl_and_logprobs(framework, chunk):
@@ -57,6 +61,45 @@ def reference(chunk):
     return _ppl_and_logprobs("llama-cpp", chunk)
 
 
+@needs_llama
+def test_gemma_bos_from_its_vocabulary_gives_the_same_ids_as_before(tmp_path):
+    """Gemma 3 adds BOS (id 2): prompt and corpus IDs are those of llama.cpp's own
+    ``tokenize(add_bos=True)``, which edgebench used before BOS came from the vocabulary."""
+    from edgebench.harness.runners.llama_cpp import _import
+
+    cache = cache_dir()
+    model = resolve_model("gemma-3-270m", cache)
+    source = prep.source_of(model).path
+    assert vocab_bos(source) == 2
+    vocab = _import().Llama(model_path=str(source), vocab_only=True, verbose=False)
+    try:
+        text = prompt_text()
+        repeats = 300 // len(vocab.tokenize(text.encode(), add_bos=False)) + 1
+        before = vocab.tokenize((" ".join([text] * repeats)).encode(), add_bos=True)[:300]
+        corpus = load_corpus().text[:20_000]
+        corpus_before = list(vocab.tokenize(corpus.encode(), add_bos=True, special=False))
+    finally:
+        vocab.close()
+    assert prompt_ids(model.sha256, source, 300, tmp_path) == before
+    assert before[0] == 2
+    now = tokenize_text(source, corpus)
+    assert now == corpus_before
+    assert q.chunk_tokens(now, 128, bos=vocab_bos(source)) == \
+        q.chunk_tokens(corpus_before, 128, bos=corpus_before[0])
+
+
+def test_stored_reference_floor_is_below_float16s(reference):
+    """The reference against its stored copy, on real Gemma logits: edgebench's storage against
+    the float16 one it replaced (KLD either sign with float16, which is not renormalized)."""
+    _, lp = reference
+    floor = q.kl_divergence(q.decode_logprobs(q.encode_logprobs(lp)), lp)
+    f16 = q.kl_divergence(lp.astype(np.float16).astype(np.float32), lp)
+    assert np.percentile(f16, 99) > 1e-5  # float16: ~2e-4 at 512 tokens
+    assert np.abs(floor).mean() < np.abs(f16).mean() / 100
+    assert np.percentile(floor, 99) < np.percentile(f16, 99) / 100
+    assert np.percentile(floor, 99) < 1e-6
+
+
 @pytest.mark.parametrize("framework", sorted(HIGH))
 def test_high_precision_perplexity_agrees_across_runtimes(framework, chunk, reference):
     ppl, lp = _ppl_and_logprobs(framework, chunk)
@@ -78,9 +121,12 @@ def test_sweep_orders_quantizations_and_reuses_the_reference(tmp_path):
     assert rows["q2_k"].kld_mean > rows["q4_k_m"].kld_mean > rows["q8_0"].kld_mean > 0
     assert rows["q8_0"].tokens_scored == 2 * (256 // 2 - 1)
     assert rows["q8_0"].ppl_reference == pytest.approx(rows["f16"].ppl)
-    # against itself: zero up to the float16 storage of the reference (about 1e-5 nats)
-    assert rows["f16"].kld_mean < 1e-4 < rows["q8_0"].kld_mean
-    assert rows["f16"].top1_agree == 1.0
+    # against itself: zero up to the storage of the reference, which is its KLD floor
+    assert rows["f16"].kld_mean == pytest.approx(rows["f16"].kld_floor_mean)
+    assert rows["f16"].kld_floor_p99 < 1e-6 and rows["f16"].top1_agree == 1.0
+    assert all(r.kld_floor_p99 == rows["f16"].kld_floor_p99 for r in out.rows)
+    assert all(r.reference_storage == q.REFERENCE_STORAGE for r in out.rows)
+    assert rows["q8_0"].kld_p99 > 100 * rows["q8_0"].kld_floor_p99
     assert len(out.rows) == 4  # the reference cell is scored once, cached or not
     # a second session finds the reference in the cache: no reference row, same figures
     again = run_quality(api.make_suite("smoke", precisions=["q8_0"]), store, cache, n_ctx=256,

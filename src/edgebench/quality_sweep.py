@@ -18,6 +18,7 @@ from edgebench.harness.corpus import Corpus, corpus_ids, load_corpus
 from edgebench.harness.device import fingerprint
 from edgebench.harness.isolate import run_isolated
 from edgebench.harness.measure import RunContext, record_for
+from edgebench.harness.prompt import ids_sha256, vocab_bos
 from edgebench.harness.quality_run import (
     QualitySpec,
     measure_quality,
@@ -61,7 +62,8 @@ def _context_length(source: Path) -> int | None:
 
 def corpus_chunks(corpus: Corpus, model_ref: str, cache: Path, n_ctx: int,
                   chunks: int) -> tuple[str, tuple[tuple[int, ...], ...]]:
-    """The model's sha256 and the first ``chunks`` chunks of the tokenized corpus.
+    """The model's sha256 and the first ``chunks`` chunks of the tokenized corpus, each starting
+    with BOS where the model's vocabulary adds one (plain slices where it adds none).
 
     Raises:
         ConfigError: n_ctx beyond the model's context, or a corpus too short for one chunk.
@@ -75,7 +77,7 @@ def corpus_chunks(corpus: Corpus, model_ref: str, cache: Path, n_ctx: int,
     if n_ctx < 8:
         raise ConfigError(f"n_ctx {n_ctx} is too small: at least 8 tokens")
     ids = corpus_ids(corpus, model.sha256, source, cache)
-    out = q.chunk_tokens(ids, n_ctx, bos=ids[0], max_chunks=chunks)
+    out = q.chunk_tokens(ids, n_ctx, bos=vocab_bos(source), max_chunks=chunks)
     if not out:
         raise ConfigError(f"corpus {corpus.name} is {len(ids)} tokens for {model.name}: "
                           f"n_ctx {n_ctx} needs at least {n_ctx} tokens for one chunk")
@@ -127,7 +129,9 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
     label = _pick_reference(reference)
     runs = quality_runs(suite, cache)
     ctx = RunContext(api.new_session_id(), fingerprint())
-    done = store.ok_run_keys(ctx.fingerprint.machine_id) if resume else set()
+    # keys measured before (--resume) or in this session so far, the reference's row included
+    # as soon as it is kept: the reference cell is never scored twice
+    done = set(store.ok_run_keys(ctx.fingerprint.machine_id)) if resume else set()
     out = api.RunOutcome(ctx.session_id, None)
     notify = progress or (lambda *_: None)
     specs: dict[str, QualitySpec] = {}
@@ -136,10 +140,13 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
         if run.model_ref not in specs:
             sha, chunk_ids = corpus_chunks(corp, run.model_ref, cache, n_ctx, chunks)
             ref = _reference_run(label, run, suite, cache)
-            key = hashlib.sha256(json.dumps([sha, corp.sha256, n_ctx, label,
-                                             ref.artifact.sha256]).encode()).hexdigest()[:16]
+            # the first chunk's IDs stand for the tokenization and BOS; the storage version keeps
+            # a cache of another format (float16 before) from being read as this one
+            key = hashlib.sha256(json.dumps([
+                sha, corp.sha256, n_ctx, label, ref.artifact.sha256, ids_sha256(chunk_ids[0]),
+                q.REFERENCE_STORAGE_VERSION]).encode()).hexdigest()[:16]
             spec = QualitySpec(corp.name, corp.sha256, n_ctx, chunk_ids,
-                               str(cache / "quality-ref" / key), label)
+                               str(cache / "quality-ref" / key), label, ref.artifact.sha256)
             if not reference_complete(Path(spec.reference_dir), len(chunk_ids)):
                 notify("start", ref, None)
                 ref = dataclasses.replace(ref, timeout_s=ref.timeout_s + TIMEOUT_PER_CHUNK_S
@@ -148,6 +155,7 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
                     measure_quality, spec=dataclasses.replace(spec, write_reference=True))),
                     ref, spec)
                 _keep(out, store, row)
+                done.add(row.run_key)
                 notify("done", ref, row)
                 if row.status != "ok":
                     raise EdgebenchError(f"reference {label} failed: {row.message}")
@@ -157,12 +165,13 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
     try:
         for run in runs:
             notify("start", run, None)
-            row = _one(run, ctx, cache, spec_for, done | {r.run_key for r in out.rows})
+            row = _one(run, ctx, cache, spec_for, done)
             if row is None:
                 out.resumed.append(run)
                 notify("resumed", run, None)
                 continue
             _keep(out, store, row)
+            done.add(row.run_key)
             notify("done", run, row)
     except KeyboardInterrupt:
         out.interrupted = True
@@ -182,13 +191,16 @@ def _as_quality(row, run: PlannedRun, spec: QualitySpec | None):
     if spec is not None:
         extra = dict(run_key=run_key(quality_identity(run, spec)), corpus=spec.corpus,
                      corpus_sha256=spec.corpus_sha256, n_ctx=spec.n_ctx,
-                     chunks=len(spec.chunks), prompt_tokens=spec.n_ctx)
+                     chunks=len(spec.chunks), prompt_tokens=spec.n_ctx,
+                     quality_reference=spec.reference_label,
+                     reference_storage=q.REFERENCE_STORAGE)
     return dataclasses.replace(row, kind="quality", new_tokens=0, repetitions=None,
                                warmup=None, prompt_ids_sha256=None, **extra)
 
 
 def _one(run: PlannedRun, ctx: RunContext, cache: Path, spec_for, done: set[str]):
-    """One cell's quality row, or None when ``done`` already holds its key."""
+    """One cell's quality row, or None when ``done`` already holds its key (checked after
+    ``spec_for``, which may have just scored this very cell as the reference)."""
     if run.skip_reason is not None:
         return _as_quality(record_for(run, ctx, "skipped", run.skip_reason), run, None)
     try:

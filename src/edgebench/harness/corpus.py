@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.errors import ConfigError
-from edgebench.harness.prompt import tokenize_text
+from edgebench.harness.prompt import TOKENIZE_VERSION, tokenize_text
 
 DEFAULT_CORPUS = "pydoc-topics-v1"
 _DEFAULT_CHARS = 200_000  # v1: topics in sorted key order, joined by blank lines, first 200k
@@ -51,8 +51,9 @@ def load_corpus(path: str | os.PathLike | None = None) -> Corpus:
 
 
 def corpus_ids(corpus: Corpus, model_sha256: str, source: Path, cache: Path) -> list[int]:
-    """The corpus's token IDs for this model (BOS first), cached by model and corpus hash."""
-    memo = cache / "corpora" / f"{model_sha256[:16]}-{corpus.sha256[:16]}.json"
+    """The corpus's token IDs for this model (BOS first where the model's vocabulary adds one),
+    cached by model and corpus hash."""
+    memo = cache / "corpora" / f"{model_sha256[:16]}-{corpus.sha256[:16]}-{TOKENIZE_VERSION}.json"
     if memo.exists():
         return json.loads(memo.read_text())
     ids = tokenize_text(source, corpus.text)
