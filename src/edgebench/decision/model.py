@@ -5,12 +5,16 @@ Objectives (``--optimize``) are weighted sums of normalized metrics; the weights
 ========  ==========================================================================
 mode      weights
 ========  ==========================================================================
-speed     decode_tok_s 0.6, ttft_ms 0.3, peak_rss_mb 0.1
-memory    peak_rss_mb 0.6, model_mb 0.2, decode_tok_s 0.2
-quality   kld_mean 0.6, decode_tok_s 0.3, peak_rss_mb 0.1
-energy    j_per_token 0.6, decode_tok_s 0.3, peak_rss_mb 0.1
-balanced  decode_tok_s 0.35, peak_rss_mb 0.25, kld_mean 0.25, ttft_ms 0.15
+speed     decode_tok_s 0.6, ttft_ms 0.3, memory_mb 0.1
+memory    memory_mb 0.6, model_mb 0.2, decode_tok_s 0.2
+quality   kld_mean 0.6, decode_tok_s 0.3, memory_mb 0.1
+energy    j_per_token 0.6, decode_tok_s 0.3, memory_mb 0.1
+balanced  decode_tok_s 0.35, memory_mb 0.25, kld_mean 0.25, ttft_ms 0.15
 ========  ==========================================================================
+
+``memory_mb`` is one figure for every candidate of a ranking: ``peak_mem_mb`` (the kernel's
+high-water mark minus the pre-import baseline) when all have it, else ``peak_rss_mb`` for all
+(``compare.memory_figure``). A KLD at the reference's storage floor counts as 0.
 
 Normalization needs only the best median of each metric among the feasible candidates (so a
 dominated newcomer cannot change anyone's score): ``value / best`` for higher-is-better,
@@ -26,13 +30,14 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from edgebench.decision.compare import at_floor
 from edgebench.errors import ConfigError
 
 #: (metric, higher is better, unit, command that measures it)
 METRICS: dict[str, tuple[bool, str, str]] = {
     "decode_tok_s": (True, "tok/s", "edgebench run ..."),
     "ttft_ms": (False, "ms", "edgebench run ..."),
-    "peak_rss_mb": (False, "MB", "edgebench run ..."),
+    "memory_mb": (False, "MB", "edgebench run ..."),
     "model_mb": (False, "MB", "edgebench run ..."),
     "kld_mean": (False, "nats", "edgebench quality ..."),
     "ppl_increase": (False, "", "edgebench quality ..."),
@@ -40,11 +45,11 @@ METRICS: dict[str, tuple[bool, str, str]] = {
 }
 
 OPTIMIZE: dict[str, tuple[tuple[str, float], ...]] = {
-    "speed": (("decode_tok_s", 0.6), ("ttft_ms", 0.3), ("peak_rss_mb", 0.1)),
-    "memory": (("peak_rss_mb", 0.6), ("model_mb", 0.2), ("decode_tok_s", 0.2)),
-    "quality": (("kld_mean", 0.6), ("decode_tok_s", 0.3), ("peak_rss_mb", 0.1)),
-    "energy": (("j_per_token", 0.6), ("decode_tok_s", 0.3), ("peak_rss_mb", 0.1)),
-    "balanced": (("decode_tok_s", 0.35), ("peak_rss_mb", 0.25), ("kld_mean", 0.25),
+    "speed": (("decode_tok_s", 0.6), ("ttft_ms", 0.3), ("memory_mb", 0.1)),
+    "memory": (("memory_mb", 0.6), ("model_mb", 0.2), ("decode_tok_s", 0.2)),
+    "quality": (("kld_mean", 0.6), ("decode_tok_s", 0.3), ("memory_mb", 0.1)),
+    "energy": (("j_per_token", 0.6), ("decode_tok_s", 0.3), ("memory_mb", 0.1)),
+    "balanced": (("decode_tok_s", 0.35), ("memory_mb", 0.25), ("kld_mean", 0.25),
                  ("ttft_ms", 0.15)),
 }
 #: KL divergence (nats) at which the quality term falls to 1/e.
@@ -79,6 +84,11 @@ class Estimate:
 class Candidate:
     """One framework x precision x device measured for one model (a store row, joined with its
     quality row). ``name`` is unique within a ranking; it defaults to framework precision device.
+
+    ``memory_figure`` names the column ``memory_mb`` reads (set by :func:`rank` for the whole
+    ranking; empty: ``peak_mem_mb`` if present, else ``peak_rss_mb``). ``kld_floor`` is the
+    reference's storage floor (``kld_floor_mean``). ``warnings``: what makes its numbers
+    doubtful (a busy machine, disagreeing timings, a later failed rerun).
     """
 
     framework: str
@@ -92,12 +102,17 @@ class Candidate:
     decode_tok_s: Estimate | None = None
     ttft_ms: Estimate | None = None
     peak_rss_mb: float | None = None
+    peak_mem_mb: float | None = None
+    memory_figure: str = ""
     model_bytes: int | None = None
     kld_mean: Estimate | None = None
     ppl: Estimate | None = None
     ppl_reference: float | None = None
     j_per_token: float | None = None
     quality_reference: str | None = None
+    kld_floor: float | None = None
+    hardware: str = ""
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -108,6 +123,18 @@ class Candidate:
         return self.measurement in (None, "", "measured")
 
     @property
+    def memory_column(self) -> str:
+        """The column ``memory_mb`` reads: ``peak_mem_mb`` or ``peak_rss_mb``."""
+        if self.memory_figure:
+            return self.memory_figure
+        return "peak_mem_mb" if self.peak_mem_mb is not None else "peak_rss_mb"
+
+    @property
+    def kld_at_floor(self) -> bool:
+        """KLD below 3x the reference's storage floor: indistinguishable from the reference."""
+        return at_floor(None if self.kld_mean is None else self.kld_mean.value, self.kld_floor)
+
+    @property
     def key(self) -> tuple:
         """Total, input-independent order: name first, then every identity field."""
         return (self.name, self.framework, self.precision, self.device, self.model,
@@ -115,6 +142,11 @@ class Candidate:
 
     def metric(self, name: str) -> Estimate | None:
         """The candidate's value of a metric of :data:`METRICS` (derived ones included)."""
+        if name == "memory_mb":
+            v = getattr(self, self.memory_column)
+            return None if v is None else Estimate(float(v))
+        if name == "kld_mean" and self.kld_at_floor:
+            return Estimate(0.0)  # at the floor: equal to the reference (and to each other)
         if name == "model_mb":
             return None if self.model_bytes is None else Estimate(self.model_bytes / 2**20)
         if name == "ppl_increase":
@@ -162,7 +194,7 @@ class Constraints:
                 if getattr(self, f.name) is not None}
 
 
-_CHECKED = {"max_memory_mb": "peak_rss_mb", "min_decode_tok_s": "decode_tok_s",
+_CHECKED = {"max_memory_mb": "memory_mb", "min_decode_tok_s": "decode_tok_s",
             "max_ttft_ms": "ttft_ms", "max_kld": "kld_mean", "max_ppl_increase": "ppl_increase",
             "max_j_per_token": "j_per_token", "max_model_mb": "model_mb"}
 
@@ -233,6 +265,7 @@ class Recommendation:
     steps: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # shown even without --explain (rows left out, empty store)
     eliminated_by: str | None = None  # the limit that removed the last feasible candidate
+    memory_figure: str = "peak_rss_mb"  # the column every candidate's memory_mb read
     guidance: bool = False
     advice: Advice | None = None
 
@@ -247,7 +280,7 @@ class Recommendation:
             "runners_up": [_ranked(r) for r in self.runners_up],
             "rejected": [{"candidate": _cand(r.candidate), "reasons": list(r.reasons)}
                          for r in self.rejected],
-            "eliminated_by": self.eliminated_by,
+            "eliminated_by": self.eliminated_by, "memory_figure": self.memory_figure,
             "advice": _advice(self.advice) if self.advice else None,
             "notes": list(self.notes), "steps": list(self.steps),
         }
@@ -265,6 +298,11 @@ def _cand(c: Candidate) -> dict[str, Any]:
         out[m] = None if e is None else e.value
         if e is not None and e.interval[0] != e.interval[1]:
             out[f"{m}_interval"] = list(e.interval)
+    out.update(memory_figure=c.memory_column, peak_mem_mb=c.peak_mem_mb,
+               peak_rss_mb=c.peak_rss_mb, kld_floor_mean=c.kld_floor,
+               kld_at_floor=c.kld_at_floor, hardware=c.hardware, warnings=list(c.warnings))
+    if c.kld_mean is not None:
+        out["kld_mean"] = c.kld_mean.value  # as measured; kld_at_floor says how it ranked
     return out
 
 

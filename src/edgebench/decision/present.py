@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgebench.decision.compare import floor_text
 from edgebench.decision.model import (
     GUIDANCE_LABEL,
     Candidate,
@@ -14,7 +15,10 @@ from edgebench.decision.model import (
 )
 
 _COLUMNS = (("decode tok/s", "decode_tok_s"), ("TTFT ms", "ttft_ms"),
-            ("peak RSS MB", "peak_rss_mb"), ("model MB", "model_mb"), ("KLD", "kld_mean"))
+            ("memory MB", "memory_mb"), ("model MB", "model_mb"), ("KLD", "kld_mean"))
+#: How the memory column is headed, per figure (compare.memory_figure).
+MEMORY_HEADER = {"peak_mem_mb": "peak mem MB", "peak_rss_mb": "peak RSS MB"}
+WARN = "⚠"
 
 
 def _cell(e: Estimate | None) -> str:
@@ -24,16 +28,29 @@ def _cell(e: Estimate | None) -> str:
     return fmt(e.value) if lo == hi else f"{fmt(e.value)} ({fmt(lo)}-{fmt(hi)})"
 
 
-def _metrics(c: Candidate) -> dict[str, str]:
-    out = {label: _cell(c.metric(m)) for label, m in _COLUMNS}
+def _metrics(c: Candidate, memory: str) -> dict[str, str]:
+    out = {(MEMORY_HEADER.get(memory, memory) if m == "memory_mb" else label): _cell(c.metric(m))
+           for label, m in _COLUMNS}
+    if c.kld_at_floor:  # below 3x the storage floor: a number would pretend precision
+        out["KLD"] = floor_text(c.kld_floor)
+    elif c.kld_mean is not None:
+        out["KLD"] = _cell(c.kld_mean)
     inc = c.metric("ppl_increase")
     out["PPL vs ref"] = "" if inc is None else f"{inc.value:+.1%}"
     return out
 
 
-def _ranked(verdict: str, r: Ranked) -> dict[str, Any]:
-    return {"verdict": verdict, "candidate": r.candidate.name, **_metrics(r.candidate),
-            "score": f"{r.score:.2f}", "why": r.reason}
+def _name(c: Candidate) -> str:
+    return f"{WARN} {c.name}" if c.warnings else c.name
+
+
+def _row(verdict: str, c: Candidate, memory: str, score: str, why: str) -> dict[str, Any]:
+    return {"verdict": verdict, "candidate": _name(c), **_metrics(c, memory), "score": score,
+            "why": why, "warnings": "; ".join(c.warnings)}
+
+
+def _ranked(verdict: str, r: Ranked, memory: str) -> dict[str, Any]:
+    return _row(verdict, r.candidate, memory, f"{r.score:.2f}", r.reason)
 
 
 def rows(rec: Recommendation) -> list[dict[str, Any]]:
@@ -45,11 +62,14 @@ def rows(rec: Recommendation) -> list[dict[str, Any]]:
             ("framework", a.framework), ("precision", a.precision), ("device", a.device),
             ("why", a.reason), ("claim", a.claim), ("measure with", a.measure),
             ("note", a.note), ("runs there", "; ".join(a.alternatives))) if v]
-    out = [_ranked("winner", rec.winner)] if rec.winner else []
-    out += [_ranked("tied", r) for r in rec.ties]
-    out += [_ranked("runner-up", r) for r in rec.runners_up]
-    out += [{"verdict": "rejected", "candidate": r.candidate.name, **_metrics(r.candidate),
-             "score": "", "why": "; ".join(r.reasons)} for r in rec.rejected]
+    mem = rec.memory_figure
+    out = [_ranked("winner", rec.winner, mem)] if rec.winner else []
+    out += [_ranked("tied", r, mem) for r in rec.ties]
+    out += [_ranked("runner-up", r, mem) for r in rec.runners_up]
+    out += [_row("rejected", r.candidate, mem, "", "; ".join(r.reasons)) for r in rec.rejected]
+    if not any(r["warnings"] for r in out):
+        for r in out:
+            del r["warnings"]
     return out
 
 

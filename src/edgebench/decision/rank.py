@@ -1,7 +1,10 @@
 """Rank candidates: limits first, then a Pareto front, then a CI-aware weighted score.
 
 1. Rows not measured by edgebench (``estimated``, ``simulated``, ``imported:*``) are left out
-   and named: they never rank together with measured rows.
+   and named: they never rank together with measured rows. One memory figure serves every
+   candidate (``compare.memory_figure``: ``peak_mem_mb`` if all have it, else ``peak_rss_mb``);
+   candidates with warnings (busy machine, disagreeing timings, a later failed rerun) are
+   ranked but named in the notes.
 2. Each limit of :class:`Constraints` is checked against the median; a candidate lacking the
    metric a limit needs is rejected ("no kld_mean measured (run `edgebench quality ...`)").
    Limits apply in a fixed order, so the one that removed the last candidate can be named.
@@ -16,9 +19,11 @@ order of the input.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 
+from edgebench.decision.compare import memory_figure, memory_note
 from edgebench.decision.model import (
     KLD_SCALE,
     METRICS,
@@ -35,16 +40,22 @@ from edgebench.errors import ConfigError
 _NEEDS = {"ppl_increase": "ppl", "model_mb": "model_bytes"}
 
 
+def label(c: Candidate, metric: str) -> str:
+    """A metric's name as the user reads it: ``memory_mb`` names its figure."""
+    return c.memory_column if metric == "memory_mb" else metric
+
+
 def violation(c: Candidate, metric: str, upper: bool, limit: float) -> str | None:
     """Why ``c`` fails the limit ``metric <= limit`` (``>=`` if not ``upper``), or None."""
     e = c.metric(metric)
     if e is None:
-        return f"no {_NEEDS.get(metric, metric)} measured (run `{METRICS[metric][2]}`)"
+        need = _NEEDS.get(metric, label(c, metric))
+        return f"no {need} measured (run `{METRICS[metric][2]}`)"
     if upper and e.value > limit or not upper and e.value < limit:
         op = ">" if upper else "<"
         if metric == "ppl_increase":
             return f"ppl_increase {e.value:+.1%} > {limit:+.1%}"
-        return f"{metric} {fmt(e.value)} {op} {fmt(limit)}"
+        return f"{label(c, metric)} {fmt(e.value)} {op} {fmt(limit)}"
     return None
 
 
@@ -92,6 +103,16 @@ def rank(candidates: Iterable[Candidate], constraints: Constraints | None = None
         raise ConfigError(f"candidate names must be unique: {names}")
     steps, notes = list(steps), list(notes)
     rejected: dict[str, list[str]] = {}
+    measured = [c for c in cands if c.measured]
+    figure = memory_figure(c.peak_mem_mb for c in measured)
+    cands = [dataclasses.replace(c, memory_figure=figure) for c in cands]
+    if measured and (line := memory_note(figure, sum(c.peak_mem_mb is None for c in measured),
+                                         len(measured))):
+        notes.append(line)
+    steps.append(f"memory figure: {figure}")
+    for c in cands:
+        if c.measured and c.warnings:
+            notes.append(f"⚠ {c.name}: {'; '.join(c.warnings)}")
 
     others = [c for c in cands if not c.measured]
     for c in others:
@@ -118,7 +139,7 @@ def rank(candidates: Iterable[Candidate], constraints: Constraints | None = None
         if before and not alive:
             eliminated_by = f"{flag} {fmt(limit)}"
 
-    rec = dict(target=target, optimize=w.mode, constraints=cons,
+    rec = dict(target=target, optimize=w.mode, constraints=cons, memory_figure=figure,
                rejected=tuple(Rejected(c, tuple(rejected[c.name]))
                               for c in cands if c.name in rejected))
     if not alive:
@@ -217,5 +238,5 @@ def _why_lost(c: Candidate, winner: Candidate, dom: Candidate | None,
     if loss[m] <= 0:
         return head
     unit = METRICS[m][1]
-    return (f"{head}: {m} {fmt(c.metric(m).value)} vs {fmt(other.metric(m).value)}"
+    return (f"{head}: {label(c, m)} {fmt(c.metric(m).value)} vs {fmt(other.metric(m).value)}"
             + (f" {unit}" if unit else ""))

@@ -1,8 +1,10 @@
 """Device targets for ``edgebench recommend --device``: what runs there, which rows are theirs.
 
 A store row belongs to a target by its ``device`` column and the machine's fingerprint columns
-(``cpu_model``, ``accelerators``, ``os``). ``this`` is the current machine: its facts are
-passed in by the caller; nothing here probes the machine.
+(``cpu_model``, ``accelerators``, ``os``). ``this`` is the current machine: its rows by
+``machine_id`` or by hardware fingerprint (``compare.hardware_key``: last night's CI runner is
+another machine but the same hardware); its facts are passed in by the caller; nothing here
+probes the machine.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edgebench.decision.compare import hardware_key
 from edgebench.errors import ConfigError
 from edgebench.harness.registry import suggest
 
@@ -37,10 +40,13 @@ class Target:
     exclude: tuple[str, ...] = ()
     own_devices: tuple[str, ...] = ()
 
-    def matches(self, row: Mapping[str, Any], machine_id: str | None = None) -> bool:
-        """Whether a store row (a mapping of its columns) was measured on this target."""
+    def matches(self, row: Mapping[str, Any], machine_id: str | None = None,
+                hardware: str | None = None) -> bool:
+        """Whether a store row (a mapping of its columns) was measured on this target;
+        ``this``: on the machine ``machine_id`` or on hardware of the fingerprint ``hardware``."""
         if self.name == "this":
-            return machine_id is not None and row.get("machine_id") == machine_id
+            return (machine_id is not None and row.get("machine_id") == machine_id
+                    or hardware is not None and hardware_key(row) == hardware)
         device = str(row.get("device") or "")
         if device in self.own_devices:
             return True
@@ -95,9 +101,15 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("arm-cpu", "Arm CPU (aarch64 Linux, Android, Windows on Arm)",
            ("llama.cpp (llama-cpp)", "ONNX Runtime GenAI (ort-genai)"), _CPU,
            devices=("cpu",), fingerprint=_ARM),
-    Target("this", "this machine (rows with its machine_id)",
+    Target("this", "this machine (rows with its machine_id or its hardware fingerprint)",
            ("whatever `edgebench frameworks` lists as installed",), _CPU),
 )}
+
+
+def every_row(name: str, description: str) -> Target:
+    """A target that matches every row given to it (rows the caller selected, e.g. a report's
+    rows of one device); the decision tree answers for it by the machine's facts."""
+    return Target(name, description, ("the runtimes measured there",), _CPU)
 
 
 def get(name: str) -> Target:

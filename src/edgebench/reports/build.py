@@ -7,14 +7,14 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from edgebench.reports import series, tables
+from edgebench.reports import select, series, tables
 from edgebench.reports.claims import Claim, load_claims
 from edgebench.reports.environment import Environment, environment
 from edgebench.reports.recommend import DeviceRecommendation, Recommender, recommendations
 
 #: Per-device matrices: (metric column, heading).
 MATRICES = (("decode_tok_s", "decode tok/s"), ("ttft_ms", "TTFT ms"),
-            ("peak_rss_mb", "peak RSS MB"), ("ppl", "perplexity"))
+            ("memory_mb", "memory MB"), ("ppl", "perplexity"))
 
 
 @dataclass
@@ -31,33 +31,87 @@ class Report:
     environment: Environment
     chapter: pd.DataFrame
     per_precision: pd.DataFrame
-    matrices: dict[str, list[tuple[str, pd.DataFrame]]]  # "device · model" -> tables
+    matrices: dict[str, list[tuple[str, pd.DataFrame]]]  # "device · model · workload" -> tables
     latency: pd.DataFrame
     history: pd.DataFrame
     recommendations: list[DeviceRecommendation]
     non_measured: list[str] = field(default_factory=list)
+    #: How rows were selected for comparison (hardware, quality protocol, memory figure).
+    notes: list[str] = field(default_factory=list)
+    #: Rows shown with a warning: busy machine, disagreeing timings, a later failed run.
+    warnings: list[str] = field(default_factory=list)
+    across_machines: bool = False
 
 
 def build_report(rows: pd.DataFrame, *, title: str = "edgebench report", filters: str = "",
                  claims: list[Claim] | None = None,
-                 recommender: Recommender | None = None) -> Report:
-    """Compute every section of the report from store rows (all columns, all sessions)."""
+                 recommender: Recommender | None = None,
+                 across_machines: bool = False) -> Report:
+    """Compute every section of the report from store rows (all columns, all sessions).
+
+    Rows of different hardware fall under different device labels unless ``across_machines``
+    (docs/validity.md, "Comparisons")."""
     from edgebench import __version__
 
     claims = claims if claims is not None else load_claims()
-    df = tables.prepare(rows)
+    df = tables.prepare(rows, across_machines)
     devices = sorted(df["device_label"].unique())
     pp = tables.per_precision(df)
-    mats = {f"{label} · {model}": [(heading, tables.matrix(pp, label, model, metric))
-                                   for metric, heading in MATRICES]
-            for label in devices
-            for model in sorted(pp.loc[pp["device_label"] == label, "model"].unique())}
+    mats = _matrices(pp, devices)
     methods = sorted(m for m in df["measurement"].unique() if m != "measured")
+    notes = select.hardware_notes(df, across_machines) + select.quality(df)[1] + _memory(pp)
     return Report(
         title=title, filters=filters, generated_at=datetime.now(timezone.utc), rows=len(df),
         edgebench_version=__version__, devices=devices,
         claims=claims, environment=environment(df), chapter=tables.chapter_table(df, claims, pp),
         per_precision=pp, matrices=mats, latency=series.latency_stats(df),
         history=series.history(df), recommendations=recommendations(df, recommender),
-        non_measured=methods,
+        non_measured=methods, notes=notes, warnings=_warnings(pp),
+        across_machines=across_machines,
     )
+
+
+def _matrices(pp: pd.DataFrame, devices: list[str]) -> dict[str, list[tuple[str, pd.DataFrame]]]:
+    """Per device, model and workload (named when there are several): a table per metric."""
+    out = {}
+    for label in devices:
+        for model in sorted(pp.loc[pp["device_label"] == label, "model"].unique()):
+            loads = tables.workloads(pp, label, model)
+            for load in loads:
+                mine = pp[(pp["device_label"] == label) & (pp["model"] == model)
+                          & (pp["workload"] == load)]
+                key = f"{label} · {model}" + (f" · {load}" if len(loads) > 1 else "")
+                out[key] = [(_heading(metric, heading, mine),
+                             tables.matrix(pp, label, model, metric, load))
+                            for metric, heading in MATRICES]
+    return out
+
+
+def _heading(metric: str, heading: str, rows: pd.DataFrame) -> str:
+    if metric != "memory_mb":
+        return heading
+    return f"{heading} ({', '.join(sorted(rows['memory_figure'].dropna().unique()))})"
+
+
+def _memory(pp: pd.DataFrame) -> list[str]:
+    """One note per memory figure in use: which comparisons fall back to peak_rss_mb."""
+    if pp.empty:
+        return []
+    rss = pp[pp["memory_figure"] == "peak_rss_mb"]
+    if rss.empty:
+        return ["memory is peak_mem_mb everywhere (the kernel's high-water mark of the "
+                "measuring process minus its baseline before importing the runtime)"]
+    where = sorted({f"{r.device_label} · {r.model} · {r.workload}"
+                    for r in rss.itertuples()})
+    return [f"memory is peak_rss_mb (sampled RSS) in {len(where)} comparison(s) where some row "
+            f"lacks peak_mem_mb (older schema): {'; '.join(where)}; each cell names its figure"]
+
+
+def _warnings(pp: pd.DataFrame) -> list[str]:
+    if pp.empty:
+        return []
+    bad = pp[pp["warnings"].fillna("") != ""]
+    return [f"{r.device_label} · {r.model} · {r.workload}: {r.framework} {r.precision}"
+            f"{'' if r.measurement == 'measured' else f' ({r.measurement})'}: {r.warnings}"
+            for r in bad.sort_values(["device_label", "model", "workload", "framework",
+                                      "precision"]).itertuples()]

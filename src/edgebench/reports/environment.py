@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from edgebench.reports.tables import latest
+from edgebench.reports import select
 
 
 @dataclass
@@ -31,10 +31,11 @@ def environment(df: pd.DataFrame) -> Environment:
     """Devices, runtimes and versions, run dates, methods, and rows that measured nothing."""
     g = df.groupby("device_label", dropna=False)
     devices = g.agg(
-        device=("device", "first"), cpu_model=("cpu_model", _first),
+        device=("device", "first"), hardware=("hardware", lambda s: "; ".join(sorted(set(s)))),
+        cpu_model=("cpu_model", _first),
         cores=("cpu_cores_physical", _first), ram_mb=("ram_total_mb", _first),
         accelerators=("accelerators", _first), os=("os", _first),
-        python=("python_version", _first), machine_id=("machine_id", "first"),
+        python=("python_version", _first), machines=("machine_id", "nunique"),
         rows=("run_key", "size"),
     ).reset_index()
     runtimes = (df.assign(framework_version=df["framework_version"].fillna("unknown"))
@@ -54,9 +55,9 @@ def environment(df: pd.DataFrame) -> Environment:
 
 
 def not_measured(df: pd.DataFrame) -> pd.DataFrame:
-    """Latest rows that measured nothing (status other than ok), grouped by their message."""
-    bad = latest(df)
-    bad = bad[bad["status"] != "ok"]
+    """Cells that never measured (no ok row; their newest row), grouped by their message.
+    A failure after an ok row is not here: it is a warning beside that row's numbers."""
+    bad = select.not_measured(df)
     cols = ["framework", "precision", "device_label", "kind", "status", "message"]
     if bad.empty:
         return pd.DataFrame(columns=[*cols, "rows"])

@@ -11,7 +11,7 @@ from edgebench.reports.tables import pareto_front
 
 _LAYOUT = dict(template="plotly_white", height=420, margin=dict(l=60, r=20, t=50, b=50),
                legend=dict(title=None))
-LABELS = {"decode_tok_s": "decode tok/s", "ttft_ms": "TTFT ms", "peak_rss_mb": "peak RSS MB"}
+LABELS = {"decode_tok_s": "decode tok/s", "ttft_ms": "TTFT ms", "memory_mb": "memory MB"}
 
 
 def _runtime(pp: pd.DataFrame) -> pd.Series:
@@ -21,6 +21,9 @@ def _runtime(pp: pd.DataFrame) -> pd.Series:
 
 
 def _front_line(fig: go.Figure, df: pd.DataFrame, x: str, y: str, sign: float = 1) -> None:
+    """The Pareto front of the measured rows only: estimated, simulated or imported points are
+    drawn, labelled, but never put on (or take a place off) the front."""
+    df = df[df["measurement"] == "measured"]
     on = pareto_front(df.assign(_y=sign * df[y]), x, "_y")
     front = df[on].sort_values(x)
     if not front.empty:  # ringed points, joined when there are several
@@ -31,18 +34,24 @@ def _front_line(fig: go.Figure, df: pd.DataFrame, x: str, y: str, sign: float = 
 
 
 def speed_memory(pp: pd.DataFrame, device_label: str) -> go.Figure:
-    """Decode tok/s against peak RSS on one device, one trace per runtime, Pareto front dashed."""
-    d = pp[pp["device_label"] == device_label].dropna(subset=["decode_tok_s", "peak_rss_mb"])
+    """Decode tok/s against memory on one device, one trace per runtime (and workload, when
+    there are several), each workload's Pareto front of measured rows dashed."""
+    d = pp[pp["device_label"] == device_label].dropna(subset=["decode_tok_s", "memory_mb"])
     fig = go.Figure()
-    for name, g in d.assign(runtime=_runtime(d)).groupby("runtime"):
+    several = d["workload"].nunique() > 1
+    name_of = _runtime(d) + (" · " + d["workload"] if several else "")
+    for name, g in d.assign(runtime=name_of).groupby("runtime"):
         fig.add_trace(go.Scatter(
-            x=g["peak_rss_mb"], y=g["decode_tok_s"], mode="markers+text", name=name,
+            x=g["memory_mb"], y=g["decode_tok_s"], mode="markers+text", name=name,
             text=g["precision"], textposition="top center", marker=dict(size=11),
             customdata=g[["model"]],
             hovertemplate="%{text}<br>%{x:.0f} MB<br>%{y:.1f} tok/s<br>%{customdata[0]}"))
-    _front_line(fig, d, "peak_rss_mb", "decode_tok_s")
+    for _, g in d.groupby("workload"):  # a front per workload: they never mix
+        _front_line(fig, g, "memory_mb", "decode_tok_s")
+    figures = ", ".join(sorted(d["memory_figure"].dropna().unique()))
     fig.update_layout(title=f"Decode speed vs peak memory — {device_label}",
-                      xaxis_title="peak RSS (MB)", yaxis_title="decode tok/s", **_LAYOUT)
+                      xaxis_title=f"memory (MB, {figures})", yaxis_title="decode tok/s",
+                      **_LAYOUT)
     return fig
 
 
@@ -84,7 +93,9 @@ def latency(stats: pd.DataFrame, device_label: str) -> go.Figure:
     """Inter-token latency distribution per runtime and precision (boxes from quantiles)."""
     d = stats[stats["device_label"] == device_label]
     fig = go.Figure()
-    for name, g in d.assign(runtime=_runtime(d)).groupby("runtime"):
+    several = d["workload"].nunique() > 1
+    name_of = _runtime(d) + (" · " + d["workload"] if several else "")
+    for name, g in d.assign(runtime=name_of).groupby("runtime"):
         fig.add_trace(go.Box(
             name=name, x=g["precision"], q1=g["q1"], median=g["median"], q3=g["q3"],
             lowerfence=g["lowerfence"], upperfence=g["upperfence"], boxpoints=False))
@@ -97,7 +108,8 @@ def history(h: pd.DataFrame) -> go.Figure:
     """One panel per history metric; one line per device x runtime x precision over sessions."""
     fig = make_subplots(rows=len(HISTORY_METRICS), cols=1, shared_xaxes=True,
                         subplot_titles=[LABELS[m] for m in HISTORY_METRICS])
-    h = h.assign(series=h["device_label"] + " · " + _runtime(h) + ":" + h["precision"])
+    h = h.assign(series=h["device_label"] + " · " + _runtime(h) + ":" + h["precision"]
+                 + (" · " + h["workload"] if h["workload"].nunique() > 1 else ""))
     for i, (name, g) in enumerate(h.groupby("series")):
         for row, metric in enumerate(HISTORY_METRICS, start=1):
             fig.add_trace(go.Scatter(x=g["started_at"], y=g[metric], mode="lines+markers",

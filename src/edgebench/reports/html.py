@@ -44,24 +44,33 @@ def chapter_rows(chapter: pd.DataFrame) -> list[dict[str, str]]:
     """The chapter table's cells, with ``memory_check`` / ``speedup_check`` kept for marking."""
     out = []
     for r in chapter.to_dict("records"):
-        measured = r["peak_rss_mb"] is not None and r["peak_rss_mb"] == r["peak_rss_mb"]
+        measured = r["memory_mb"] is not None and r["memory_mb"] == r["memory_mb"]
         base = r["baseline"] if isinstance(r["baseline"], str) else None
-        memory = f"{fmt(r['peak_rss_mb'], 0)} MB" if measured else "not measured"
+        figure = r["memory_figure"] if isinstance(r["memory_figure"], str) else ""
+        short = _FIGURE.get(figure, figure)
+        memory = f"{fmt(r['memory_mb'], 0)} MB {short}" if measured else "not measured"
+        base_note = r["baseline_note"] if isinstance(r["baseline_note"], str) else ""
+        warnings = r["warnings"] if isinstance(r["warnings"], str) else ""
         out.append({
             "framework": r["framework"], "runtime": r["runtime"], "device": fmt(r["device"]),
             "model": fmt(r["model"]), "precision": r["quantization"], "baseline": base or "",
-            "quantization": r["quantization"] + (f" vs {base}" if base else ""),
+            "quantization": r["quantization"] + (f" vs {base}" if base else "")
+            + (" (highest ok)" if base and base_note else ""),
+            "baseline_note": base_note, "workload": fmt(r["workload"]),
+            "memory_figure": figure, "warnings": warnings,
             "measurement": r["measurement"] if isinstance(r["measurement"], str) else "",
             "memory_value": memory,
-            "memory_base": f"vs {fmt(r['base_peak_rss_mb'], 0)} MB" if base else "",
-            "memory": memory + (f" (vs {fmt(r['base_peak_rss_mb'], 0)} MB)" if base else ""),
-            "rss_reduction": f"{fmt(r['memory_reduction_pct'], 0, ' %')} RSS" if base else "—",
+            "memory_base": f"vs {fmt(r['base_memory_mb'], 0)} MB" if base else "",
+            "memory": memory + (f" (vs {fmt(r['base_memory_mb'], 0)} MB)" if base else ""),
+            "rss_reduction": (f"{fmt(r['memory_reduction_pct'], 0, ' %')} {short}" if base
+                              else "—"),
             "file_reduction": f"{fmt(r['size_reduction_pct'], 0, ' %')} file" if base else "",
-            "reduction": (f"{fmt(r['memory_reduction_pct'], 0, ' %')} RSS, "
+            "reduction": (f"{fmt(r['memory_reduction_pct'], 0, ' %')} {short}, "
                           f"{fmt(r['size_reduction_pct'], 0, ' %')} file" if base else "—"),
             "model_mb": fmt(r["model_mb"], 0, " MB"),
             "memory_claim": r["memory_claim"], "memory_check": r["memory_check"],
-            "decode": fmt(r["decode_tok_s"], 1, " tok/s") if measured else "not measured",
+            "decode": (fmt(r["decode_tok_s"], 1, " tok/s") + (" ⚠" if warnings else "")
+                       if measured else "not measured"),
             "speedup": fmt(r["speedup"], 2, "×") if base else "—",
             "speedup_claim": r["speedup_claim"], "speedup_check": r["speedup_check"],
             "quality": _quality(r), "use_case": r["use_case"],
@@ -70,9 +79,15 @@ def chapter_rows(chapter: pd.DataFrame) -> list[dict[str, str]]:
     return out
 
 
+#: How a cell names its memory figure (docs/validity.md): the kernel's, or sampled RSS.
+_FIGURE = {"peak_mem_mb": "peak mem", "peak_rss_mb": "RSS"}
+
+
 def _quality(r: dict) -> str:
     parts = []
-    if r["kld_mean"] is not None and r["kld_mean"] == r["kld_mean"]:
+    if r["kld_at_floor"] in (True,):  # below 3x the reference's storage floor
+        parts.append("KLD at the floor")
+    elif r["kld_mean"] is not None and r["kld_mean"] == r["kld_mean"]:
         parts.append(f"KLD {fmt(r['kld_mean'], 4)}")
     if r["delta_ppl"] is not None and r["delta_ppl"] == r["delta_ppl"]:
         parts.append(f"Δppl {r['delta_ppl']:+.3f}")
@@ -85,7 +100,7 @@ def _figures(report: Report) -> dict[str, Any]:
     return {
         "pareto": [figures.speed_memory(pp, d) for d in report.devices
                    if not pp[pp["device_label"] == d].dropna(
-                       subset=["decode_tok_s", "peak_rss_mb"]).empty],
+                       subset=["decode_tok_s", "memory_mb"]).empty],
         "quality": figures.quality_size(pp),
         "energy": figures.energy(pp),
         "latency": [figures.latency(report.latency, d) for d in report.devices
@@ -111,6 +126,7 @@ def _context(report: Report, draw: bool) -> dict[str, Any]:
                      for d, mats in report.matrices.items()},
         "latency": table(report.latency.drop(columns=["lowerfence", "upperfence"])),
         "no_energy": report.per_precision["j_per_token"].isna().all(),
+        "memory_label": _FIGURE,
     }
     if draw:
         n = iter(range(10_000))

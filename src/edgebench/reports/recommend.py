@@ -30,14 +30,20 @@ Recommender = Callable[[pd.DataFrame, str], DeviceRecommendation]
 
 def recommendations(df: pd.DataFrame,
                     recommender: Recommender | None = None) -> list[DeviceRecommendation]:
-    """One recommendation per device label in ``df`` (rows as ``tables.prepare`` leaves them)."""
+    """One recommendation per device label in ``df`` (rows as ``tables.prepare`` leaves them).
+
+    The recommender gets the label's own rows plus every quality row of ``df`` (quality
+    numerics do not depend on the machine; the decision joins them by runtime and precision).
+    """
     recommender = recommender or default_recommender()
+    quality = df[df["kind"] == "quality"]
     out = []
     for label, rows in df.groupby("device_label", sort=True):
         if recommender is None:
             out.append(DeviceRecommendation(str(label), note=_missing()))
             continue
-        out.append(recommender(rows, str(label)))
+        mine = pd.concat([rows[rows["kind"] != "quality"], quality])
+        out.append(recommender(mine, str(label)))
     return out
 
 
@@ -46,46 +52,45 @@ def default_recommender() -> Recommender | None:
     return None
 
 
-def store_recommender(store) -> Recommender | None:
-    """``edgebench.api.recommend`` over ``store`` as a :data:`Recommender` (None if absent).
+#: The facts of a machine the decision reads (its id and its hardware fingerprint columns).
+FACTS = ("machine_id", "cpu_model", "cpu_cores_logical", "cpu_cores_physical", "ram_total_mb",
+         "os", "accelerators")
 
-    Each device's machine is the ``this`` target (its rows by machine_id), once per model.
-    """
+
+def store_recommender(store, *, across_machines: bool = False) -> Recommender | None:
+    """``edgebench.api.recommend`` as a :data:`Recommender` (None if absent): each device label
+    ranks its own rows (the report's rows, ``--where`` applied), once per model, under the same
+    comparison rules as `edgebench recommend`; ``across_machines`` as given to the report."""
     from edgebench import api
 
     if not hasattr(api, "recommend"):
         return None
 
-    from edgebench.results import queries
-
-    memo: dict[tuple, object] = {}  # labels on one machine share its ``this`` ranking
-    latest: dict[str, list] = {}
+    from edgebench.decision.targets import every_row
+    from edgebench.results.queries import records
 
     def recommender(rows: pd.DataFrame, label: str) -> DeviceRecommendation:
         from edgebench.errors import EdgebenchError
 
-        first = rows.iloc[0]
-        facts = {k: (first[k] if isinstance(first[k], str) else None)
-                 for k in ("machine_id", "cpu_model", "accelerators", "os")}
+        recs = records(rows)
+        speed = [r for r in recs if r.get("kind") != "quality"] or recs
+        facts = {k: speed[0].get(k) for k in FACTS}
+        target = every_row(label, f"the report's rows of {label}")
         out = DeviceRecommendation(label)
-        models = sorted(rows["model"].dropna().unique())
+        models = sorted({r["model"] for r in speed if r.get("model")})
         winners = []
         for model in models:
             prefix = f"{model}: " if len(models) > 1 else ""
             try:
-                key = (facts["machine_id"], model)
-                if key not in memo:
-                    if "rows" not in latest:  # read the store once per report
-                        latest["rows"] = queries.latest_rows(store)
-                    memo[key] = api.recommend(store, "this", machine=facts, model=model,
-                                              rows=latest["rows"])
-                rec = memo[key]
+                rec = api.recommend(store, target, machine=facts, model=model, rows=recs,
+                                    across_machines=across_machines)
             except EdgebenchError as e:
                 out.reasons.append(f"{prefix}no recommendation: {e}")
                 continue
             if rec.winner is not None:
                 tag = " (guidance, not measured here)" if rec.guidance else ""
-                winners.append(f"{prefix}{rec.winner.candidate.name}{tag}")
+                warn = " ⚠" if rec.winner.candidate.warnings else ""
+                winners.append(f"{prefix}{rec.winner.candidate.name}{warn}{tag}")
             elif rec.eliminated_by:
                 out.reasons.append(f"{prefix}no candidate meets {rec.eliminated_by}")
             lost = [f"{prefix}{r.candidate.name}: {r.reason}"

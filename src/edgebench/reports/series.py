@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from edgebench.reports.tables import ok_speed
+from edgebench.decision import compare
+from edgebench.reports.select import ok_speed
 
-#: Metrics whose trend over sessions the history section draws.
-HISTORY_METRICS = ("decode_tok_s", "ttft_ms", "peak_rss_mb")
-_SERIES = ["device_label", "framework", "precision", "measurement"]
+#: Metrics whose trend over sessions the history section draws (``memory_mb``: one figure per
+#: series, ``memory_figure``).
+HISTORY_METRICS = ("decode_tok_s", "ttft_ms", "memory_mb")
+#: One series: never two devices (hardware), runtimes, precisions, workloads or ways of
+#: measuring in one line or one box.
+_SERIES = ["device_label", "framework", "precision", "measurement", "workload"]
 
 
 def inter_token_ms(token_ms_samples) -> np.ndarray:
@@ -51,13 +55,22 @@ def history(df: pd.DataFrame) -> pd.DataFrame:
     """Per session and series: the median of each history metric over the session's ok speed rows.
 
     Every session counts (not only the latest row per run). Empty with fewer than two sessions.
+    Memory is ``peak_mem_mb`` where every row of the series has it, else ``peak_rss_mb``.
     """
     speed = df[(df["kind"] == "speed") & (df["status"] == "ok")]
     if speed["session_id"].nunique() < 2:
-        return pd.DataFrame(columns=["session_id", "started_at", *_SERIES, *HISTORY_METRICS])
+        return pd.DataFrame(columns=["session_id", "started_at", *_SERIES, *HISTORY_METRICS,
+                                     "memory_figure"])
+    kernel = (speed.groupby(_SERIES, dropna=False)["peak_mem_mb"]
+                   .transform(lambda s: compare.memory_figure(s.tolist()) == "peak_mem_mb")
+                   .astype(bool))
+    speed = speed.assign(
+        memory_mb=speed["peak_mem_mb"].where(kernel, speed["peak_rss_mb"]).astype(float),
+        memory_figure=kernel.map({True: "peak_mem_mb", False: "peak_rss_mb"}))
     start = speed.groupby("session_id")["started_at"].min().rename("session_start")
-    out = (speed.groupby(["session_id", *_SERIES], dropna=False)[list(HISTORY_METRICS)]
-                .median().reset_index()
+    out = (speed.groupby(["session_id", *_SERIES], dropna=False)
+                .agg(**{m: (m, "median") for m in HISTORY_METRICS},
+                     memory_figure=("memory_figure", "first")).reset_index()
                 .merge(start, on="session_id")
                 .rename(columns={"session_start": "started_at"}))
     return out.sort_values(["started_at", *_SERIES]).reset_index(drop=True)

@@ -7,49 +7,25 @@ from __future__ import annotations
 
 import pandas as pd
 
+from edgebench.decision import compare
+from edgebench.reports import select
 from edgebench.reports.claims import Claim
+from edgebench.reports.select import latest, latest_ok, ok_speed, prepare  # noqa: F401
 
-#: Rows of one comparison: same device, model, runtime and way of measuring.
-GROUP = ["device_label", "device", "model", "model_sha256", "framework", "measurement"]
-#: Quality rows join speed rows on these (numerics do not depend on the machine).
-QUALITY_KEY = ["model_sha256", "framework", "precision", "device"]
-_QUALITY_COLS = ["ppl", "ppl_stderr", "ppl_reference", "kld_mean", "kld_p99", "top1_agree",
-                 "quality_reference"]
-
-
-def prepare(df: pd.DataFrame) -> pd.DataFrame:
-    """Normalise raw rows: ``kind`` and ``measurement`` filled in, a ``device_label`` added.
-
-    A device label names the device and the machine (its CPU model, or its id when two machines
-    share a CPU model), since ``cpu`` on two laptops is two devices.
-    """
-    out = df.copy()
-    out["kind"] = out["kind"].fillna("speed")
-    out["measurement"] = out["measurement"].fillna("measured")
-    out["model_sha256"] = out["model_sha256"].fillna(out["model"])
-    cpu = out["cpu_model"].fillna(out["machine_id"])
-    shared = cpu.map(out.groupby(cpu)["machine_id"].nunique()) > 1
-    host = cpu.where(~shared, cpu + " (" + out["machine_id"].astype(str).str[:8] + ")")
-    out["device_label"] = out["device"].astype(str) + " · " + host.astype(str)
-    return out
-
-
-def latest(df: pd.DataFrame) -> pd.DataFrame:
-    """The newest row per run_key and machine."""
-    return (df.sort_values("started_at", kind="stable")
-              .drop_duplicates(["run_key", "machine_id"], keep="last"))
-
-
-def ok_speed(df: pd.DataFrame) -> pd.DataFrame:
-    """Latest ``ok`` speed rows."""
-    return latest(df[(df["kind"] == "speed") & (df["status"] == "ok")])
+#: Rows of one group: same device (hardware), model, runtime, way of measuring and workload.
+GROUP = ["device_label", "device", "model", "model_sha256", "framework", "measurement",
+         "workload"]
+#: Rows of one comparison (every runtime on one device, model and workload, one way of
+#: measuring): they share one memory figure.
+COMPARISON = ["device_label", "model_sha256", "workload", "measurement"]
+QUALITY_KEY = select.QUALITY_KEY
+_QUALITY_COLS = select.QUALITY_COLS
 
 
 def quality(df: pd.DataFrame) -> pd.DataFrame:
-    """Latest ``ok`` quality row per :data:`QUALITY_KEY`, its quality columns only."""
-    q = latest(df[(df["kind"] == "quality") & (df["status"] == "ok")])
-    q = q.sort_values("started_at", kind="stable").drop_duplicates(QUALITY_KEY, keep="last")
-    return q[QUALITY_KEY + _QUALITY_COLS]
+    """Latest ok quality row per :data:`QUALITY_KEY`, one protocol per model (see
+    :func:`select.quality`, which also returns the notes)."""
+    return select.quality(df)[0]
 
 
 def nominal_bits(rows: pd.DataFrame) -> pd.Series:
@@ -60,41 +36,89 @@ def nominal_bits(rows: pd.DataFrame) -> pd.Series:
     return rows["bits_per_weight"].astype(float).fillna(nominal).fillna(0.0)
 
 
+_PP_COLUMNS = [*GROUP, "precision", "bits", "decode_tok_s", "ttft_ms", "memory_mb",
+               "memory_figure", "peak_rss_mb", "model_bytes", "precision_class", "j_per_token",
+               "warnings", *_QUALITY_COLS, "kld_at_floor"]
+
+
+def _join(values) -> str:
+    return "; ".join(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+
 def per_precision(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per group and precision: medians of the latest ok speed rows, quality joined."""
+    """One row per group and precision: medians of each cell's latest ok speed row, quality
+    joined (one protocol), memory as ``memory_mb`` of the comparison's one figure
+    (``memory_figure``: ``peak_mem_mb`` when every row of the comparison has it, else
+    ``peak_rss_mb``), and the rows' ``warnings``."""
     speed = ok_speed(df)
     if speed.empty:
-        return pd.DataFrame(columns=[*GROUP, "precision", "bits", "decode_tok_s", "ttft_ms",
-                                     "peak_rss_mb", "model_bytes", "precision_class",
-                                     "j_per_token", *_QUALITY_COLS])
-    speed = speed.assign(bits=nominal_bits(speed))
+        return pd.DataFrame(columns=_PP_COLUMNS)
+    kernel = (speed.groupby(COMPARISON, dropna=False)["peak_mem_mb"]
+                   .transform(lambda s: compare.memory_figure(s.tolist()) == "peak_mem_mb")
+                   .astype(bool))
+    speed = speed.assign(
+        bits=nominal_bits(speed), memory_figure=kernel.map({True: "peak_mem_mb",
+                                                            False: "peak_rss_mb"}),
+        memory_mb=speed["peak_mem_mb"].where(kernel, speed["peak_rss_mb"]).astype(float))
     agg = speed.groupby([*GROUP, "precision"], dropna=False).agg(
         bits=("bits", "max"), decode_tok_s=("decode_tok_s", "median"),
-        ttft_ms=("ttft_ms", "median"), peak_rss_mb=("peak_rss_mb", "median"),
+        ttft_ms=("ttft_ms", "median"), memory_mb=("memory_mb", "median"),
+        memory_figure=("memory_figure", "first"), peak_rss_mb=("peak_rss_mb", "median"),
         model_bytes=("model_bytes", "median"), j_per_token=("j_per_token", "median"),
-        precision_class=("artifact_precision_class", "first"),
+        precision_class=("artifact_precision_class", "first"), warnings=("warnings", _join),
     ).reset_index()
-    return agg.merge(quality(df), on=QUALITY_KEY, how="left")
+    out = agg.merge(quality(df), on=QUALITY_KEY, how="left")
+    out["kld_at_floor"] = [compare.at_floor(k, f) for k, f in
+                           zip(out["kld_mean"], out["kld_floor_mean"])]
+    return out
 
 
-def with_baselines(pp: pd.DataFrame) -> pd.DataFrame:
+def _is_high(rows: pd.DataFrame) -> pd.Series:
+    """The high-precision (fp16/f32) rows: precision class ``high``, else >= 16 bits."""
+    cls = rows["precision_class"]
+    return (cls == "high") | (cls.isna() & (rows["bits"] >= 16))
+
+
+def _failed_high(df: pd.DataFrame | None) -> dict[tuple, str]:
+    """Per group: the high-precision cells with no ok row, as "fp16: timeout"."""
+    if df is None or df.empty:
+        return {}
+    bad = select.not_measured(df[df["kind"] == "speed"])
+    bad = bad.assign(bits=nominal_bits(bad), precision_class=bad["artifact_precision_class"])
+    bad = bad[_is_high(bad)]
+    out: dict[tuple, list[str]] = {}
+    for r in bad.sort_values("precision").to_dict("records"):
+        out.setdefault(tuple(r[c] for c in GROUP), []).append(f"{r['precision']}: "
+                                                              f"{r['status']}")
+    return {k: ", ".join(v) for k, v in out.items()}
+
+
+def with_baselines(pp: pd.DataFrame, df: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each row of :func:`per_precision` with its group's high-precision run beside it.
 
-    The baseline is the group's ``high`` precision-class row, else its highest-bits row; among
-    several, the one with most bits. Columns ``base_*`` hold the baseline's figures.
+    The baseline is the group's ``high`` precision-class row, else its highest-bits ok row;
+    among several, the one with most bits. Columns ``base_*`` hold the baseline's figures;
+    ``baseline_note`` says when the baseline is not a high-precision run and why (the high
+    precision's failed cells of ``df``, e.g. "fp16: timeout").
     """
     if pp.empty:
-        return pp.assign(baseline=pd.Series(dtype=object), is_high=pd.Series(dtype=bool))
-    cls = pp["precision_class"]
-    pp = pp.assign(is_high=(cls == "high") | (cls.isna() & (pp["bits"] >= 16)))
+        return pp.assign(baseline=pd.Series(dtype=object), is_high=pd.Series(dtype=bool),
+                         baseline_note=pd.Series(dtype=object),
+                         missing_high=pd.Series(dtype=object))
+    pp = pp.assign(is_high=_is_high(pp))
     ranked = pp.sort_values(["is_high", "bits", "precision"], kind="stable")
     base = ranked.groupby(GROUP, dropna=False).tail(1)
+    failed = _failed_high(df)
+    missing = [failed.get(key, "") for key in base[GROUP].itertuples(index=False, name=None)]
+    notes = ["" if high else f"the highest-precision ok run ({m or 'no fp16/f32 run'})"
+             for high, m in zip(base["is_high"], missing)]
     cols = {"precision": "baseline", "decode_tok_s": "base_decode_tok_s",
-            "peak_rss_mb": "base_peak_rss_mb", "model_bytes": "base_model_bytes",
+            "memory_mb": "base_memory_mb", "model_bytes": "base_model_bytes",
             "ppl": "base_ppl"}
-    base = base[GROUP + list(cols)].rename(columns=cols)
+    base = (base[GROUP + list(cols)].rename(columns=cols)
+                .assign(baseline_note=notes, missing_high=missing))
     out = pp.merge(base, on=GROUP, how="left")
-    out["memory_reduction_pct"] = 100 * (1 - out["peak_rss_mb"] / out["base_peak_rss_mb"])
+    out["memory_reduction_pct"] = 100 * (1 - out["memory_mb"] / out["base_memory_mb"])
     out["size_reduction_pct"] = 100 * (1 - out["model_bytes"] / out["base_model_bytes"])
     out["speedup"] = out["decode_tok_s"] / out["base_decode_tok_s"]
     ref = out["ppl_reference"].where(out["ppl_reference"].notna(), out["base_ppl"])
@@ -107,10 +131,11 @@ def with_baselines(pp: pd.DataFrame) -> pd.DataFrame:
 
 #: Columns of :func:`chapter_table`, in order.
 CHAPTER_COLUMNS = [
-    "framework", "runtime", "device", "model", "quantization", "measurement", "baseline",
-    "peak_rss_mb", "base_peak_rss_mb", "memory_reduction_pct", "model_mb",
-    "size_reduction_pct", "memory_claim", "memory_check", "decode_tok_s", "speedup",
-    "speedup_claim", "speedup_check", "kld_mean", "delta_ppl", "use_case", "note",
+    "framework", "runtime", "device", "model", "workload", "quantization", "measurement",
+    "baseline", "baseline_note", "memory_figure", "memory_mb", "base_memory_mb",
+    "memory_reduction_pct", "model_mb", "size_reduction_pct", "memory_claim", "memory_check",
+    "decode_tok_s", "speedup", "speedup_claim", "speedup_check", "kld_mean", "kld_at_floor",
+    "delta_ppl", "warnings", "use_case", "note",
 ]
 
 
@@ -123,7 +148,7 @@ def chapter_table(df: pd.DataFrame, claims: list[Claim],
     ``memory_check`` / ``speedup_check`` are ``within``, ``outside`` or ``n/a`` (no baseline,
     or a precision the claim does not cover). ``pp``: :func:`per_precision` of ``df``, if known.
     """
-    table = with_baselines(per_precision(df) if pp is None else pp)
+    table = with_baselines(per_precision(df) if pp is None else pp, df)
     rows: list[dict] = []
     for claim in claims:
         mine = table[table["framework"].isin(claim.runtimes)] if not table.empty else table
@@ -131,8 +156,8 @@ def chapter_table(df: pd.DataFrame, claims: list[Claim],
         if mine.empty:
             rows.append(_not_measured(claim, df))
             continue
-        for r in mine.sort_values(["device_label", "model", "framework", "bits"],
-                                  ascending=[True, True, True, False]).to_dict("records"):
+        for r in mine.sort_values(["device_label", "model", "workload", "framework", "bits"],
+                                  ascending=[True, True, True, True, False]).to_dict("records"):
             rows.append(_measured(claim, r))
     return pd.DataFrame(rows, columns=CHAPTER_COLUMNS)
 
@@ -140,18 +165,25 @@ def chapter_table(df: pd.DataFrame, claims: list[Claim],
 def _measured(claim: Claim, r: dict) -> dict:
     applies = claim.applies_to(str(r["precision"]))
     mem, speed = claim.memory, claim.speedup
-    mem_value = (r["peak_rss_mb"] / 1024 if mem.kind == "gb" else r["memory_reduction_pct"])
+    mem_value = (r["memory_mb"] / 1024 if mem.kind == "gb" else r["memory_reduction_pct"])
     note = "" if applies else f"the claim is for {claim.quantization}"
     if applies and mem.kind == "gb":
         note = "the memory claim is an absolute size (it depends on the model)"
+    base_note = r["baseline_note"] if isinstance(r["baseline_note"], str) else ""
     if not isinstance(r["baseline"], str):
-        note = "; ".join(filter(None, ["no higher-precision run to compare with", note]))
+        missing = f" ({r['missing_high']})" if r["missing_high"] else ""
+        note = "; ".join(filter(None, [f"no higher-precision run to compare with{missing}",
+                                       note]))
+        base_note = ""
+    elif base_note:
+        note = "; ".join(filter(None, [f"baseline {r['baseline']}: {base_note}", note]))
     return {
         "framework": claim.framework, "runtime": r["framework"], "device": r["device_label"],
-        "model": r["model"], "quantization": r["precision"], "measurement": r["measurement"],
+        "model": r["model"], "workload": r["workload"], "quantization": r["precision"],
+        "measurement": r["measurement"],
         "baseline": r["baseline"] if isinstance(r["baseline"], str) else None,
-        "peak_rss_mb": r["peak_rss_mb"],
-        "base_peak_rss_mb": r["base_peak_rss_mb"],
+        "baseline_note": base_note, "memory_figure": r["memory_figure"],
+        "memory_mb": r["memory_mb"], "base_memory_mb": r["base_memory_mb"],
         "memory_reduction_pct": r["memory_reduction_pct"],
         "model_mb": r["model_bytes"] / 2**20 if r["model_bytes"] == r["model_bytes"] else None,
         "size_reduction_pct": r["size_reduction_pct"], "memory_claim": claim.memory_claim,
@@ -159,8 +191,9 @@ def _measured(claim: Claim, r: dict) -> dict:
         "decode_tok_s": r["decode_tok_s"], "speedup": r["speedup"],
         "speedup_claim": claim.speedup_claim,
         "speedup_check": speed.check(_num(r["speedup"])) if applies else "n/a",
-        "kld_mean": r["kld_mean"], "delta_ppl": r["delta_ppl"], "use_case": claim.use_case,
-        "note": note,
+        "kld_mean": r["kld_mean"], "kld_at_floor": bool(r["kld_at_floor"]),
+        "delta_ppl": r["delta_ppl"], "warnings": r["warnings"] or "",
+        "use_case": claim.use_case, "note": note,
     }
 
 
@@ -185,14 +218,26 @@ def _num(v) -> float | None:
     return None if v is None or v != v else float(v)
 
 
-def matrix(pp: pd.DataFrame, device_label: str, model: str, metric: str) -> pd.DataFrame:
-    """Runtime x precision table of one metric on one device and model, from
-    :func:`per_precision` (``ppl`` from quality rows, the rest from speed rows).
+def workloads(pp: pd.DataFrame, device_label: str, model: str) -> list[str]:
+    """The workloads measured on a device for a model, the one with most rows first."""
+    pp = pp[(pp["device_label"] == device_label) & (pp["model"] == model)]
+    counts = pp.groupby("workload").size()
+    return sorted(counts.index, key=lambda w: (-counts[w], w))
+
+
+def matrix(pp: pd.DataFrame, device_label: str, model: str, metric: str,
+           workload: str | None = None) -> pd.DataFrame:
+    """Runtime x precision table of one metric on one device, model and workload (default:
+    the one with most rows), from :func:`per_precision` (``ppl`` from quality rows, the rest
+    from speed rows). Workloads never mix in one table.
 
     Columns run from most to fewest bits. Non-measured rows keep their ``measurement`` in the
     runtime label, so they never mix silently with measured ones.
     """
-    pp = pp[(pp["device_label"] == device_label) & (pp["model"] == model)]
+    if workload is None:
+        workload = next(iter(workloads(pp, device_label, model)), None)
+    pp = pp[(pp["device_label"] == device_label) & (pp["model"] == model)
+            & (pp["workload"] == workload)]
     if pp.empty or pp[metric].isna().all():
         return pd.DataFrame()
     label = pp["framework"].where(pp["measurement"] == "measured",

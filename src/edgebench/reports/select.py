@@ -1,0 +1,135 @@
+"""Which rows a report compares: ``edgebench.decision.compare``'s rules applied to DataFrames.
+
+The same functions decide for `edgebench recommend` (``results.queries``), so the report and
+the recommendation answer from the same rows (docs/validity.md, "Comparisons"). Pure: rows in,
+rows (and notes) out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+from edgebench.decision import compare
+
+#: Quality rows join speed rows on these (numerics do not depend on the machine).
+QUALITY_KEY = ["model_sha256", "framework", "precision", "device"]
+QUALITY_COLS = ["ppl", "ppl_stderr", "ppl_reference", "kld_mean", "kld_p99", "top1_agree",
+                "quality_reference", "kld_floor_mean"]
+ACROSS = "all hardware (--across-machines)"
+
+
+def workload_label(r) -> str:
+    """A row's full workload: prompt and new tokens, threads, runtime options."""
+    def num(k):
+        v = compare.value(r, k)
+        return "?" if v is None else str(int(v))
+
+    text = f"{num('prompt_tokens')}+{num('new_tokens')} tokens, {num('threads')} threads"
+    options = compare.value(r, "options")
+    return text if options in (None, "", "{}") else f"{text}, options {options}"
+
+
+def prepare(df: pd.DataFrame, across_machines: bool = False) -> pd.DataFrame:
+    """Normalise raw rows: ``kind`` and ``measurement`` filled in; ``hardware`` (the device
+    fingerprint, :func:`compare.hardware_key`), ``workload`` and ``device_label`` added.
+
+    A device label names the device and the hardware (its CPU model, or the whole fingerprint
+    when two fingerprints share a CPU model), since ``cpu`` on two laptops is two devices; with
+    ``across_machines`` it names the device only and every hardware falls under it.
+    """
+    out = df.copy()
+    out["kind"] = out["kind"].fillna("speed")
+    out["measurement"] = out["measurement"].fillna("measured")
+    out["model_sha256"] = out["model_sha256"].fillna(out["model"])
+    recs = out.to_dict("records")
+    out["hardware"] = [compare.hardware_key(r) for r in recs]
+    out["workload"] = [workload_label(r) for r in recs]
+    if across_machines:
+        host = pd.Series(ACROSS, index=out.index)
+    else:
+        short = out["hardware"].str.split(" · ").str[0]
+        shared = short.map(out.groupby(short)["hardware"].nunique()) > 1
+        host = short.where(~shared, out["hardware"])
+    out["device_label"] = out["device"].astype(str) + " · " + host.astype(str)
+    return out
+
+
+def latest(df: pd.DataFrame) -> pd.DataFrame:
+    """The newest row of each cell (run_key, hardware, measurement), whatever its status."""
+    if df.empty:
+        return df
+    return df.iloc[sorted(c.latest for c in compare.cells(df.to_dict("records")))]
+
+
+def latest_ok(df: pd.DataFrame) -> pd.DataFrame:
+    """Each cell's measurement: its latest ``ok`` row, with ``later_failure`` saying when a
+    later run of the cell failed (error/timeout) — the same rule as `recommend`."""
+    picks = compare.latest_ok(df.to_dict("records")) if not df.empty else []
+    out = df.iloc[[i for i, _ in picks]].copy()
+    out["later_failure"] = pd.Series([w for _, w in picks], index=out.index, dtype=object)
+    return out
+
+
+def not_measured(df: pd.DataFrame) -> pd.DataFrame:
+    """The newest row of each cell that has no ok row at all."""
+    if df.empty:
+        return df
+    return df.iloc[sorted(c.latest for c in compare.cells(df.to_dict("records"))
+                          if c.ok is None)]
+
+
+def ok_speed(df: pd.DataFrame) -> pd.DataFrame:
+    """Each speed cell's latest ok row, with ``warnings`` (busy machine, disagreeing timings,
+    a later failed run) joined in one text."""
+    speed = latest_ok(df[df["kind"] == "speed"])
+    warn = ["; ".join(compare.row_warnings(r) + ([r["later_failure"]] if r["later_failure"]
+                                                  else []))
+            for r in speed.to_dict("records")]
+    return speed.assign(warnings=pd.Series(warn, index=speed.index, dtype=object))
+
+
+def quality(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The quality columns of one row per :data:`QUALITY_KEY` — each cell's latest ok measured
+    row, all of one model under one protocol (:func:`compare.choose_protocol`: the one most
+    runtime x precision cells have) — and notes naming the protocol and what was left out."""
+    q = latest_ok(df[(df["kind"] == "quality") & (df["measurement"] == "measured")])
+    if q.empty:
+        return pd.DataFrame(columns=QUALITY_KEY + QUALITY_COLS), []
+    q = q.assign(_protocol=[compare.protocol(r) for r in q.to_dict("records")])
+    keep, notes = [], []
+    for _, g in q.groupby("model_sha256", sort=True):
+        cells = {}  # (framework, precision, device) -> its protocols
+        for key, p in zip(zip(g["framework"], g["precision"], g["device"]), g["_protocol"]):
+            cells.setdefault(key, set()).add(p)
+        counts = Counter(p for ps in cells.values() for p in ps)
+        chosen = compare.choose_protocol(counts)
+        mine = g["_protocol"].map(lambda p, c=chosen: p == c)
+        if len(counts) > 1:
+            left = Counter(p for p in g["_protocol"] if p != chosen)
+            notes.append(
+                f"{g['model'].iloc[0]}: quality compared under one protocol: "
+                f"{compare.protocol_label(chosen)} ({counts[chosen]} of {len(cells)} "
+                f"runtime x precision cell(s)); left out {sum(left.values())} quality row(s) "
+                "of other protocols: " + "; ".join(
+                    f"{compare.protocol_label(p)} ({n})"
+                    for p, n in sorted(left.items(), key=lambda kv: compare.protocol_label(
+                        kv[0]))))
+        keep.append(g[mine])
+    q = pd.concat(keep).sort_values("started_at", kind="stable")
+    q = q.drop_duplicates(QUALITY_KEY, keep="last")
+    return q[QUALITY_KEY + QUALITY_COLS], notes
+
+
+def hardware_notes(df: pd.DataFrame, across_machines: bool) -> list[str]:
+    """What the report says about the hardware its rows come from."""
+    hw = df.groupby("hardware")["run_key"].size().sort_index()
+    if len(hw) < 2:
+        return []
+    listing = "; ".join(f"{k} ({n} row(s))" for k, n in hw.items())
+    if across_machines:
+        return [f"--across-machines: rows of {len(hw)} different hardware fingerprints are "
+                f"compared together: {listing}"]
+    return [f"rows of {len(hw)} hardware fingerprints, each compared apart (one device label "
+            f"each; --across-machines compares them together): {listing}"]
