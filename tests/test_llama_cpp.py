@@ -33,6 +33,40 @@ def test_probe_reports_version_and_cpu():
 
     info = LlamaCppRunner().probe()
     assert info.version == llama_cpp.__version__ and "cpu" in info.devices
+    from edgebench.harness.registry import installed_version
+
+    assert info.version == installed_version("llama-cpp")  # what --resume compares
+
+
+def test_load_reports_the_runtime_device_and_threads_it_applied(gemma):
+    from edgebench.harness.runners.llama_cpp import LlamaCppRunner
+
+    r = LlamaCppRunner()
+    try:
+        info = r.load(gemma, "cpu", 1, {"n_ctx": 256}, context_tokens=64)
+        assert info.device == "CPU (ggml-cpu)" and info.device != "cpu"
+        assert info.threads_applied is True
+        import llama_cpp
+
+        assert llama_cpp.llama_n_threads(r._llm.ctx) == 1
+    finally:
+        r.close()
+
+
+def test_logits_only_load_serves_logits_without_a_reload(gemma, monkeypatch):
+    import llama_cpp
+
+    from edgebench.harness.runners.llama_cpp import LlamaCppRunner
+
+    r = LlamaCppRunner()
+    try:
+        r.load(gemma, "cpu", 2, {"n_ctx": 256}, context_tokens=64, logits_only=True)
+        loads = []
+        monkeypatch.setattr(llama_cpp, "Llama", lambda *a, **k: loads.append(k))
+        out = r.logits([2, 651, 6037, 529])
+        assert out.shape == (4, 262144) and not loads  # no reload inside the quality clock
+    finally:
+        r.close()
 
 
 def test_greedy_generation_is_repeatable_and_exact_length(runner):
@@ -86,4 +120,5 @@ def test_edgebench_run_writes_a_real_ok_row(tmp_path, capsys):
     import llama_cpp
 
     assert row["framework_version"] == llama_cpp.__version__
+    assert row["device_name"] == "CPU (ggml-cpu)" and row["threads_applied"] is True
     assert "gemma-3-270m,llama-cpp,q4_k_m,cpu" in capsys.readouterr().out

@@ -172,3 +172,48 @@ def test_check_flags_a_runtime_that_diverges_at_once(sweep, monkeypatch):
     assert "diverges from llama-cpp:f16 at the first token" in flagged.message
     stored = pq.read_table(out.path).to_pylist()
     assert sorted(r["agree_tokens"] for r in stored) == [0, 2, 4]
+
+
+def _versioned(sweep, monkeypatch, version):
+    """The sweep's fake child, recording ``version`` as the runtime's in its rows."""
+    suite, store, cache, calls = sweep
+
+    def fake_isolated(run, ctx):
+        calls.append(run)
+        return api.replace(record_for(run, ctx, "ok"), framework_version=version)
+
+    monkeypatch.setattr(api, "run_isolated", fake_isolated)
+
+
+def test_resume_measures_again_after_a_runtime_upgrade(sweep, monkeypatch):
+    suite, store, cache, calls = sweep
+    monkeypatch.setattr(api, "installed_version", lambda fw: "0.3.16")
+    _versioned(sweep, monkeypatch, "0.3.16")
+    api.run_suite(suite, store, cache)
+    out = api.run_suite(suite, store, cache, resume=True)
+    assert len(out.resumed) == 2 and len(calls) == 2  # same version: the rows stand
+    monkeypatch.setattr(api, "installed_version", lambda fw: "0.3.17")
+    _versioned(sweep, monkeypatch, "0.3.17")
+    out = api.run_suite(suite, store, cache, resume=True)
+    assert not out.resumed and len(calls) == 4
+    assert all("re-measured: llama-cpp 0.3.16 -> 0.3.17" in r.message
+               for r in out.rows if r.status == "ok")
+    assert len(api.run_suite(suite, store, cache, resume=True).resumed) == 2
+
+
+def test_resume_measures_again_after_the_artifact_changed(sweep, monkeypatch):
+    suite, store, cache, calls = sweep
+    api.run_suite(suite, store, cache)
+    # the stored rows say the artifact had another hash: it was re-made since
+    import pyarrow as pa
+
+    (path,) = store.files()
+    table = pq.read_table(path)
+    sha = pa.array(["0" * 64] * table.num_rows, pa.string())
+    pq.write_table(table.set_column(table.schema.get_field_index("artifact_sha256"),
+                                    "artifact_sha256", sha).replace_schema_metadata(
+        table.schema.metadata), path)
+    out = api.run_suite(suite, store, cache, resume=True)
+    assert not out.resumed and len(calls) == 4
+    assert all("re-measured: artifact changed (000000000000 ->" in r.message
+               for r in out.rows if r.status == "ok")

@@ -15,12 +15,14 @@ from edgebench.decision import Constraints, Recommendation, Weights, rank
 from edgebench.decision import targets as decision_targets
 from edgebench.decision import tree as decision_tree
 from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
+from edgebench.harness import launches as launches_mod
 from edgebench.harness import prepare as prepare_mod
 from edgebench.harness.device import fingerprint
 from edgebench.harness.isolate import run_isolated
 from edgebench.harness.measure import RunContext, record_for
 from edgebench.harness.prepare.manifest import Manifest
 from edgebench.harness.prompt import prompt_ids
+from edgebench.harness.registry import installed_version
 from edgebench.models.registry import ResolvedModel, resolve_model
 from edgebench.results import queries
 from edgebench.results.schema import RunRecord
@@ -83,34 +85,85 @@ Progress = Callable[[str, PlannedRun, RunRecord | None], None]
 
 def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
               progress: Progress | None = None,
-              runs: list[PlannedRun] | None = None) -> RunOutcome:
+              runs: list[PlannedRun] | None = None, launches: int = 1) -> RunOutcome:
     """Run every planned run of ``suite``, each in its own process, appending rows to ``store``.
+
+    With ``launches`` > 1 each cell is measured in that many fresh processes, the cells
+    interleaved (launch 1 of every cell, then launch 2 ...); a cell's launches make one row
+    (``harness.launches.merge``). ``resume`` skips a cell only when its latest ok row here was
+    measured with the same runtime version and the same artifact (``Store.resume_index``).
 
     The session's Parquet file is rewritten (atomically) after every run, so a crash or Ctrl-C
     loses nothing that finished. A KeyboardInterrupt stops the sweep and returns with
     ``interrupted`` set.
     """
+    if launches < 1:
+        raise ConfigError(f"--launches must be at least 1, got {launches}")
     store.check()  # refuse a store of another schema before spending any time
     runs = plan(suite, cache) if runs is None else runs
     ctx = RunContext(new_session_id(), fingerprint())
-    done = store.ok_run_keys(ctx.fingerprint.machine_id) if resume else set()
+    done = store.resume_index(ctx.fingerprint.machine_id) if resume else {}
     out = RunOutcome(ctx.session_id, None)
     notify = progress or (lambda *_: None)
     prompts: dict[tuple[str, int], list[int] | RunnerUnavailable] = {}
+    cells: list[list[RunRecord]] = []  # per cell, the rows of its launches so far
+    todo: list[tuple[int, PlannedRun]] = []
     try:
         for run in runs:
             if run.skip_reason is None and run.run_key in done:
-                out.resumed.append(run)
-                notify("resumed", run, None)
-                continue
-            notify("start", run, None)
-            row = _one(run, ctx, cache, prompts)
-            out.rows.append(row)
-            out.path = store.write_session(ctx.session_id, out.rows)
-            notify("done", run, row)
+                why = _remeasure_reason(run, done[run.run_key], cache)
+                if why is None:
+                    out.resumed.append(run)
+                    notify("resumed", run, None)
+                    continue
+                run = replace(run, note=why)
+            todo.append((len(cells), run))
+            cells.append([])
+        for launch in range(launches):
+            for i, run in todo:
+                if launch and (run.skip_reason is not None or not _measured(cells[i][0])):
+                    continue  # skipped, unavailable, or not even prepared: once is enough
+                notify("start", run, None)
+                row = _one(run, ctx, cache, prompts)
+                cells[i].append(row)
+                out.rows = [_cell_row(c, r) for c, (_, r) in zip(cells, todo) if c]
+                out.path = store.write_session(ctx.session_id, out.rows)
+                notify("done", run, _cell_row(cells[i], run))
     except KeyboardInterrupt:
         out.interrupted = True
     return out
+
+
+def _measured(row: RunRecord) -> bool:
+    """Whether a launch got as far as measuring (worth launching again)."""
+    return row.status in ("ok", "error", "timeout")
+
+
+def _cell_row(rows: list[RunRecord], run: PlannedRun) -> RunRecord:
+    row = rows[0] if rows[0].status == "skipped" else launches_mod.merge(rows)
+    if run.note:
+        row = replace(row, message="; ".join(m for m in (run.note, row.message) if m))
+    return row
+
+
+def _remeasure_reason(run: PlannedRun, stored: Mapping[str, Any], cache: Path) -> str | None:
+    """Why ``--resume`` must measure ``run`` again although it has an ok row here: the runtime
+    was upgraded or the artifact re-made since. None when the row still stands."""
+    version = installed_version(run.framework)
+    if version is not None and stored.get("framework_version") not in (None, version):
+        return (f"re-measured: {run.framework} {stored['framework_version']} -> {version} "
+                "since the resumed row")
+    artifact = run.artifact
+    if artifact is None and run.prepare is not None:
+        try:
+            artifact = _prepared(run, cache).artifact
+        except EdgebenchError:
+            return "re-measured: the artifact must be prepared again"
+    sha = artifact.sha256 if artifact is not None else None
+    if sha and stored.get("artifact_sha256") not in (None, sha):
+        return (f"re-measured: artifact changed ({str(stored['artifact_sha256'])[:12]} -> "
+                f"{sha[:12]}) since the resumed row")
+    return None
 
 
 def _one(run: PlannedRun, ctx: RunContext, cache: Path,
@@ -241,11 +294,12 @@ def sql(store: Store, query: str):
 
 def report(store: Store, *, out: str | Path | None = None, where: str | None = None,
            devices: tuple[str, ...] | list[str] = (), fmt: str = "html",
-           title: str | None = None) -> str | Path:
+           title: str | None = None, across_machines: bool = False) -> str | Path:
     """The chapter's comparison table and the rest of the report, from the store's rows.
 
     Writes one self-contained HTML file (plotly inlined, opens offline) or markdown to ``out``
-    and returns its path; with ``out`` None, returns the text.
+    and returns its path; with ``out`` None, returns the text. Rows of different hardware are
+    compared only with ``across_machines`` (the report then says so).
 
     Raises:
         ConfigError: an unknown format, an SQL condition that does not parse, or no row matches
@@ -259,8 +313,9 @@ def report(store: Store, *, out: str | Path | None = None, where: str | None = N
 
     rows = reports.load_rows(store, where=where, devices=devices)
     text = reports.render(reports.build_report(
-        rows, title=title or "edgebench report", recommender=store_recommender(store),
-        filters=reports.describe_filters(where, devices)), fmt)
+        rows, title=title or "edgebench report",
+        recommender=store_recommender(store, across_machines=across_machines),
+        filters=reports.describe_filters(where, devices), across_machines=across_machines), fmt)
     if out is None:
         return text
     path = Path(out)
@@ -269,22 +324,30 @@ def report(store: Store, *, out: str | Path | None = None, where: str | None = N
     return path
 
 
-def recommend(store: Store, device: str | None = None, *,
+def recommend(store: Store, device: str | decision_targets.Target | None = None, *,
               constraints: Constraints | None = None, optimize: str = "balanced",
               model: str | None = None,
               machine: Mapping[str, Any] | None = None,
-              rows: list[Mapping[str, Any]] | None = None) -> Recommendation:
+              rows: list[Mapping[str, Any]] | None = None,
+              across_machines: bool = False) -> Recommendation:
     """What to ship on a device target, from the store's measured rows.
+
+    Rows are compared under ``edgebench.decision.compare``'s rules (docs/validity.md): one
+    hardware fingerprint unless ``across_machines``, the latest ok row of each cell, measured
+    rows only, one quality protocol, one memory figure; the notes say what was left out.
 
     Args:
         store: the results store.
-        device: a target of ``edgebench.decision.TARGETS`` (default ``this``: this machine).
+        device: a target of ``edgebench.decision.TARGETS`` (default ``this``: this machine's
+            rows, by machine id or hardware fingerprint), or a ``Target`` of the caller's.
         constraints: hard limits; a candidate lacking a metric a limit needs is rejected.
         optimize: ``speed``, ``memory``, ``quality``, ``energy`` or ``balanced``.
         model: the model whose rows to rank (needed when the target has several).
-        machine: this machine's facts (``machine_id``, ``cpu_model``, ``accelerators``,
-            ``os``); default: its fingerprint.
-        rows: the store's latest rows, when the caller has read them already.
+        machine: this machine's facts (``machine_id`` and the fingerprint columns
+            ``cpu_model``, ``cpu_cores_logical``, ``ram_total_mb``, ``os``, ``accelerators``);
+            default: its fingerprint.
+        rows: the store's rows (``queries.store_rows``), when the caller has read them.
+        across_machines: rank rows of different hardware together (said in the notes).
 
     Returns:
         The ranking, or, with no measured row for the target, the decision tree's guidance
@@ -294,18 +357,20 @@ def recommend(store: Store, device: str | None = None, *,
     Raises:
         ConfigError: an unknown target or mode, or several models and no ``model``.
     """
-    target = decision_targets.get(device or "this")
+    target = (device if isinstance(device, decision_targets.Target)
+              else decision_targets.get(device or "this"))
     weights = Weights.for_mode(optimize)
     facts = dict(machine) if machine is not None else dataclasses.asdict(fingerprint())
-    found = queries.candidates(store, target, machine_id=facts.get("machine_id"), model=model,
-                               rows=rows)
+    found = queries.candidates(store, target, machine=facts, model=model, rows=rows,
+                               across_machines=across_machines)
     notes = found.notes
     if not found.rows_in_store:
         notes += (f"the store {store.root} has no rows: fill it with `edgebench run cpu-laptop`",)
     rec = rank(found.candidates, constraints, weights, target=target.name, steps=found.steps,
                notes=notes)
     if rec.winner is None and rec.eliminated_by is None:
-        kind = decision_targets.for_machine(facts) if target.name == "this" else target
+        kind = (target if target.name in decision_tree.TREE
+                else decision_targets.for_machine(facts))
         rec = decision_tree.guidance(rec, kind, asked=target.name)
         if target.name == "this" and found.rows_in_store and not found.candidates:
             rec = dataclasses.replace(rec, notes=rec.notes + (

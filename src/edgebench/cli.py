@@ -83,10 +83,15 @@ def cli() -> None:
 @cli.command()
 @sweep_options
 @store_option
-@click.option("--resume", is_flag=True, help="Skip runs that already have an ok row here.")
+@click.option("--resume", is_flag=True,
+              help="Skip runs that already have an ok row here, measured with the same "
+                   "runtime version and artifact (a changed one is measured again).")
+@click.option("--launches", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Measure each cell in N fresh processes, cells interleaved; one row per "
+                   "cell whose samples keep their launch index (between-process variance).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @format_option
-def run(suite, store, resume, quiet, fmt, cache_dir, **kw):
+def run(suite, store, resume, launches, quiet, fmt, cache_dir, **kw):
     """Run a suite (default: the built-in 'smoke' suite on Gemma 3 270M).
 
     SUITE is a built-in suite name or a YAML file. The flags replace the suite's axes, so a
@@ -101,8 +106,10 @@ def run(suite, store, resume, quiet, fmt, cache_dir, **kw):
     cache, st = cache_dir_path(cache_dir), Store(store_dir(store))
     runs = api.plan(spec, cache)
     err = Console(stderr=True)
-    with SweepProgress(len(runs), err, enabled=not quiet and err.is_terminal) as prog:
-        out = api.run_suite(spec, st, cache, resume=resume, progress=prog.update, runs=runs)
+    with SweepProgress(len(runs) * launches, err,
+                       enabled=not quiet and err.is_terminal) as prog:
+        out = api.run_suite(spec, st, cache, resume=resume, progress=prog.update, runs=runs,
+                            launches=launches)
     if spec.quality and not out.interrupted:  # the suite's `quality: true` switch
         from edgebench.quality_sweep import quality_runs, run_quality
 
@@ -418,7 +425,10 @@ def frameworks(fmt):
 @click.option("--format", "fmt", type=click.Choice(("html", "md")), default="html",
               show_default=True, help="One self-contained HTML file, or markdown.")
 @click.option("--title", help="Report title.")
-def report(store, out, where, devices, fmt, title):
+@click.option("--across-machines", is_flag=True,
+              help="Compare rows of different hardware together (default: each hardware "
+                   "fingerprint apart).")
+def report(store, out, where, devices, fmt, title, across_machines):
     """The chapter's comparison table, reproduced from measured rows, and more.
 
     Environment, the chapter's table with its claims beside the measurements, framework x
@@ -429,15 +439,17 @@ def report(store, out, where, devices, fmt, title):
 
     st = Store(store_dir(store))
     if out == "-":
-        _emit(api.report(st, where=where, devices=devices, fmt=fmt, title=title))
+        _emit(api.report(st, where=where, devices=devices, fmt=fmt, title=title,
+                         across_machines=across_machines))
         return
     path = api.report(st, out=out or f"report.{fmt}", where=where, devices=devices, fmt=fmt,
-                      title=title)
+                      title=title, across_machines=across_machines)
     click.echo(f"wrote {path}", err=True)
 
 
 _LIMITS = (
-    ("--max-memory-mb", "Peak RSS at most this many MB."),
+    ("--max-memory-mb", "Peak memory at most this many MB (peak_mem_mb; peak_rss_mb when a "
+                        "candidate's row predates it)."),
     ("--min-decode-tok-s", "Decode at least this many tokens/s."),
     ("--max-ttft-ms", "Time to first token at most this many ms."),
     ("--max-kld", "Mean KL divergence from the reference at most this (nats)."),
@@ -464,9 +476,12 @@ def limit_options(f):
               help="What the score weighs most (weights in docs/decisions.md).")
 @click.option("--model", help="Only this model's rows (needed when the target has several).")
 @click.option("--explain", is_flag=True, help="Print every step of the decision.")
+@click.option("--across-machines", is_flag=True,
+              help="Rank rows of different hardware together (default: one hardware "
+                   "fingerprint, this machine's if it has rows).")
 @store_option
 @format_option
-def recommend(device, optimize, model, explain, store, fmt, **limits):
+def recommend(device, optimize, model, explain, across_machines, store, fmt, **limits):
     """Which framework and precision to ship on a device, decided from measured rows.
 
     Limits reject candidates (a candidate lacking a metric a limit needs is rejected, never
@@ -484,7 +499,7 @@ def recommend(device, optimize, model, explain, store, fmt, **limits):
     from edgebench.results.store import Store
 
     rec = api.recommend(Store(store_dir(store)), device, constraints=Constraints(**limits),
-                        optimize=optimize, model=model)
+                        optimize=optimize, model=model, across_machines=across_machines)
     for note in rec.notes:
         click.echo(f"note: {note}", err=True)
     rows = pd.DataFrame(present.rows(rec))

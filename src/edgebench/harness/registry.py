@@ -35,6 +35,7 @@ class FrameworkSpec:
     precisions: tuple[str, ...]
     devices: tuple[str, ...]
     description: str
+    package: str = ""  # the distribution whose version rows record as framework_version
 
 
 FRAMEWORKS: dict[str, FrameworkSpec] = {
@@ -49,6 +50,7 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
                         "q4_k_s", "q4_0", "q3_k_m", "q3_k_s", "q2_k"),
             devices=("cpu", "cuda", "metal", "vulkan"),
             description="llama.cpp through llama-cpp-python (GGUF)",
+            package="llama-cpp-python",
         ),
         FrameworkSpec(
             name="ort-genai",
@@ -56,6 +58,7 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             extra="ort-genai", artifact_format="onnx",
             precisions=("fp32", "fp16", "int8", "int4"), devices=("cpu", "cuda"),
             description="ONNX Runtime GenAI (model builder output)",
+            package="onnxruntime-genai",
         ),
         FrameworkSpec(
             name="openvino",
@@ -63,6 +66,7 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             extra="openvino", artifact_format="openvino",
             precisions=("fp32", "fp16", "int8", "int4"), devices=("cpu", "gpu", "npu"),
             description="OpenVINO GenAI (IR with NNCF weight compression)",
+            package="openvino-genai",
         ),
         FrameworkSpec(
             name="mlx",
@@ -70,6 +74,7 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             extra="mlx", artifact_format="mlx",
             precisions=("fp16", "bf16", "8bit", "4bit"), devices=("cpu", "metal"),
             description="Apple MLX through mlx-lm (Apple GPU on macOS, CPU anywhere)",
+            package="mlx-lm",
         ),
     )
 }
@@ -98,6 +103,21 @@ def check_name(kind: str, name: str, choices: Iterable[str]) -> str:
 def framework(name: str) -> FrameworkSpec:
     """The spec registered under ``name``."""
     return FRAMEWORKS[check_name("framework", name, FRAMEWORKS)]
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of a framework's package (what its rows record as
+    ``framework_version``), read from package metadata without importing it; None when it is
+    not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    spec = FRAMEWORKS.get(name)
+    if spec is None or not spec.package:
+        return None
+    try:
+        return version(spec.package)
+    except PackageNotFoundError:
+        return None
 
 
 def load_runner(name: str) -> Runner:

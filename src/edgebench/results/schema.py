@@ -29,17 +29,28 @@ IDENTITY_FIELDS = (
     "model_sha256", "framework", "precision", "device",
     "prompt_tokens", "new_tokens", "threads", "options",
 )
+#: Identity axes added after schema v2, with the value every earlier row implicitly had. An
+#: axis at its default is left out of the hash, so adding one (e.g. a context depth or a KV
+#: cache type) keeps every existing run_key: ``gate`` and ``--resume`` still match old rows.
+#: ``tests/test_run_key_stability.py`` checks this against a committed v2 row.
+LATER_IDENTITY_DEFAULTS: dict[str, Any] = {}
 
 
 def run_key(identity: dict[str, Any]) -> str:
     """Stable 16-hex-digit hash of the identity fields (key order and extra keys ignored).
 
     A row's ``kind`` joins the identity when it is not ``speed``, so speed keys are those of v1;
-    a quality row's corpus hash and chunk count join it too.
+    a quality row's protocol joins it too: corpus hash, n_ctx, chunk count, the reference
+    (``framework:precision`` and its artifact's hash) and how the reference is stored, so a
+    rerun against another reference is another row, never skipped by ``--resume``.
     """
     canon = {k: identity.get(k) for k in IDENTITY_FIELDS}
+    canon.update({k: identity[k] for k, default in LATER_IDENTITY_DEFAULTS.items()
+                  if identity.get(k, default) != default})
     if identity.get("kind") not in (None, "speed"):
-        canon.update({k: identity.get(k) for k in ("kind", "corpus_sha256", "chunks")})
+        canon.update({k: identity.get(k) for k in (
+            "kind", "corpus_sha256", "chunks", "n_ctx", "quality_reference", "reference_sha256",
+            "reference_storage")})
     blob = json.dumps(canon, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -105,11 +105,21 @@ class Store:
         return rel.to_arrow_table().to_pandas() if rel is not None else pd.DataFrame()
 
     def ok_run_keys(self, machine_id: str) -> set[str]:
-        """run_keys that already have an ``ok`` row from this machine (for ``--resume``)."""
+        """run_keys that already have an ``ok`` row from this machine."""
+        return set(self.resume_index(machine_id))
+
+    def resume_index(self, machine_id: str) -> dict[str, dict]:
+        """For ``--resume``: per run_key with an ``ok`` row from this machine, the runtime
+        version and artifact hash of the latest such row. The caller measures again when either
+        changed: they are checked beside ``run_key``, not hashed into it, so a run's key stays
+        the workload's identity across versions."""
         if not self.files():
-            return set()
+            return {}
         df = self.query(
-            f"SELECT DISTINCT run_key FROM {VIEW} WHERE status = 'ok' AND machine_id = ?",
+            f"SELECT run_key, framework_version, artifact_sha256 FROM {VIEW} "
+            "WHERE status = 'ok' AND machine_id = ? QUALIFY row_number() OVER "
+            "(PARTITION BY run_key ORDER BY started_at DESC) = 1",
             [machine_id],
         )
-        return set(df["run_key"])
+        return {r["run_key"]: {k: (None if v != v else v) for k, v in r.items()}
+                for r in df.to_dict("records")}

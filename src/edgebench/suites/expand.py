@@ -39,6 +39,7 @@ class PlannedRun:
     prepare: str | None = None  # "format:precision" to prepare before measuring
     model_ref: str = ""  # the model as the suite named it (registered name or path)
     prompt_ids: tuple[int, ...] = field(default=(), compare=False)
+    note: str | None = field(default=None, compare=False)  # e.g. why --resume measures again
 
     @property
     def options_json(self) -> str:

@@ -40,7 +40,11 @@ class LlamaCppRunner:
         devices = ["cpu"]
         if lc.llama_supports_gpu_offload():
             devices += [d for d, tag in _GPU_BACKENDS.items() if tag in info.upper()]
-        return RunnerInfo("llama-cpp", lc.__version__, tuple(devices), {"system_info": info})
+        from importlib.metadata import version
+
+        # the package's version, as `--resume` reads it without importing the runtime
+        return RunnerInfo("llama-cpp", version("llama-cpp-python"), tuple(devices),
+                          {"system_info": info, "llama_cpp.__version__": lc.__version__})
 
     def load(
         self, artifact: Path, device: str, threads: int, options: dict[str, Any],
@@ -71,7 +75,8 @@ class LlamaCppRunner:
         self._llm = lc.Llama(**self._load_args)
         self._logits_all = logits_only
         load_s = time.perf_counter() - start
-        applied = self._llm.context_params.n_threads == threads
+        ctx = self._llm.ctx  # read back from llama.cpp's own context, not the Python params
+        applied = (lc.llama_n_threads(ctx), lc.llama_n_threads_batch(ctx)) == (threads, threads)
         return LoadInfo(load_s=load_s, device=self._device_name(lc, device), options=kwargs,
                         threads_applied=applied)
 

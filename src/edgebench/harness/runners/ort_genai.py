@@ -47,7 +47,8 @@ class OrtGenAIRunner:
                 devices.append("cuda")
             except PackageNotFoundError:
                 pass
-        return RunnerInfo("ort-genai", og.__version__, tuple(devices))
+        return RunnerInfo("ort-genai", version("onnxruntime-genai"), tuple(devices),
+                          {"onnxruntime_genai.__version__": og.__version__})
 
     def load(self, artifact: Path, device: str, threads: int, options: dict[str, Any],
              context_tokens: int, logits_only: bool = False) -> LoadInfo:
@@ -73,8 +74,7 @@ class OrtGenAIRunner:
         config.overlay(json.dumps({"model": {"decoder": {"session_options": session}}}))
         self._model = og.Model(config)
         load_s = time.perf_counter() - start
-        return LoadInfo(load_s, "CUDAExecutionProvider" if device == "cuda"
-                        else "CPUExecutionProvider",
+        return LoadInfo(load_s, f"onnxruntime-genai {self._model.device_type}",
                         {**session, "max_length": self._max_length},
                         # the session option is set in the config the model is built from
                         threads_applied=session.get("intra_op_num_threads") == threads)
