@@ -65,8 +65,11 @@ def openvino(path, ids, n_new, threads):
     import openvino as ov
     import openvino_genai as ovg
 
+    # GenAI's own latency-oriented scheduler (no prefill chunking), prefix caching off as
+    # edgebench runs it: else repetitions reuse the prompt's KV cache
     scheduler = ovg.SchedulerConfig()
-    scheduler.enable_prefix_caching = False  # else repetitions reuse the prompt's KV cache
+    scheduler.max_num_batched_tokens = 2**64 - 1
+    scheduler.enable_prefix_caching = False
     pipe = ovg.LLMPipeline(path, "CPU", INFERENCE_NUM_THREADS=threads, scheduler_config=scheduler)
     cfg = ovg.GenerationConfig()
     cfg.max_new_tokens, cfg.do_sample, cfg.ignore_eos = n_new, False, True
@@ -96,16 +99,32 @@ def mlx(path, ids, n_new, threads):
     from mlx_lm.sample_utils import make_sampler
 
     mx.set_default_device(mx.cpu)
+    stream = mx.new_thread_local_stream(mx.cpu)
     model, _ = mlx_lm.load(path)
-    model.set_dtype(mx.float32)  # as edgebench does on the CPU (see its mlx runner)
+    # as edgebench does on the CPU for a quantized model (see its mlx runner): quantization
+    # scales/biases and norm weights in float32, weight matrices as stored
+    for _, module in model.named_modules():
+        if "scales" in module:
+            keys = ("scales", "biases")
+        elif type(module).__name__.endswith("Norm"):
+            keys = ("weight", "bias")
+        else:
+            continue
+        for k in keys:
+            v = module.get(k)
+            if isinstance(v, mx.array) and mx.issubdtype(v.dtype, mx.floating):
+                setattr(module, k, v.astype(mx.float32))
+    mx.eval(model.parameters())
     sampler = make_sampler(temp=0.0)
     prompt = mx.array(ids)
 
     def once():
         stamps = []
         t0 = clock()
-        for _tok, _ in generate_step(prompt, model, max_tokens=n_new, sampler=sampler):
+        for _tok, _ in generate_step(prompt, model, max_tokens=n_new, sampler=sampler,
+                                     stream=stream):
             stamps.append(clock())
+        mx.synchronize(stream)  # the queued step past the last token, outside the clock
         return t0, stamps
     return once
 

@@ -11,10 +11,10 @@ from edgebench.harness.runner import LoadInfo, RunnerInfo, TokenTimeline
 
 EXTRA = "mlx"
 OPTIONS = ("prefill_step_size", "compute_dtype")
-#: Activations and scales in float32 on the CPU: MLX's CPU kernels emulate float16, and its
-#: quantized matmul with float16 scales is ~40x slower than with float32 ones (measured:
-#: 7.6 s vs 0.19 s for the 262k x 640 Gemma head). Weights stay as the artifact stores them.
-_DEFAULT_DTYPE = {"cpu": "float32", "metal": "artifact"}
+_DTYPES = ("float32", "float16", "bfloat16")
+#: Parameter groups ``compute_dtype`` casts: the quantization scales and biases of quantized
+#: layers and the weights of norm layers. Weight matrices (packed or float) are never cast.
+CAST_GROUPS = ("quant_scales_biases", "norms")
 
 
 def _import():
@@ -26,19 +26,67 @@ def _import():
     return mx, mlx_lm
 
 
+def _groups(model):
+    """Yield ``(group, module, key)`` for each parameter ``compute_dtype`` may cast."""
+    for _, module in model.named_modules():
+        if "scales" in module:  # QuantizedLinear, QuantizedEmbedding (and kin)
+            yield from (("quant_scales_biases", module, k) for k in ("scales", "biases"))
+        elif type(module).__name__.endswith("Norm"):  # nn.RMSNorm, LayerNorm, mlx-lm's own
+            yield from (("norms", module, k) for k in ("weight", "bias"))
+
+
+def _is_quantized(model) -> bool:
+    return any(g == "quant_scales_biases" for g, _, _ in _groups(model))
+
+
+def cast_small_parameters(model, dtype) -> dict[str, int]:
+    """Cast quantization scales/biases and norm weights of ``model`` to ``dtype`` in place;
+    return how many tensors of each group changed dtype. Weight matrices keep their dtype."""
+    import mlx.core as mx
+
+    counts = dict.fromkeys(CAST_GROUPS, 0)
+    for group, module, key in _groups(model):
+        value = module.get(key)
+        if isinstance(value, mx.array) and mx.issubdtype(value.dtype, mx.floating) \
+                and value.dtype != dtype:
+            setattr(module, key, value.astype(dtype))
+            counts[group] += 1
+    return counts
+
+
+def weight_dtypes(model) -> list[str]:
+    """The dtypes of the model's weight matrices (``uint32`` for packed quantized ones)."""
+    from mlx.utils import tree_flatten
+
+    return sorted({str(v.dtype).removeprefix("mlx.core.")
+                   for k, v in tree_flatten(model.parameters())
+                   if k.endswith("weight") and v.ndim >= 2})
+
+
 class MlxLmRunner:
     """Greedy generation with ``mlx_lm.generate.generate_step`` (no stop at EOS: exactly N
     tokens); each token is stamped when it is yielded, already evaluated (``.item()``).
 
+    Generation runs on a stream of the requested device made at load: mlx-lm's own
+    ``generation_stream`` is made on whatever the default device was when ``mlx_lm`` was
+    imported (the GPU on a Mac), so a "cpu" row would otherwise run on Metal. The stream is
+    synchronized before ``t0`` and after the last token: ``generate_step`` queues the step
+    after the one it yields (``mx.async_eval``), and that leftover work must not be billed to
+    the next repetition's first token.
+
     MLX has no thread setting: the requested thread count is recorded, not applied.
-    ``compute_dtype`` (``float32``, ``float16``, ``bfloat16`` or ``artifact``) casts the float
-    parameters (norms, quantization scales and biases, unquantized weights) after loading.
+    ``compute_dtype`` (``float32``, ``float16``, ``bfloat16`` or ``artifact``) casts exactly
+    the quantization scales/biases and the norm weights (recorded per group in ``cast``);
+    weight matrices stay as the artifact stores them. Default on the CPU: ``float32`` for a
+    quantized artifact (MLX's CPU quantized matmul with float16 activations is ~35x slower:
+    the activations take the scales' dtype), ``artifact`` otherwise; on Metal ``artifact``.
     """
 
     LOGITS_METHOD = "mlx-lm model forward pass over the tokens (fresh cache)"
 
     def __init__(self) -> None:
         self._model = None
+        self._stream = None
         self._options: dict[str, Any] = {}
 
     def probe(self) -> RunnerInfo:
@@ -61,20 +109,30 @@ class MlxLmRunner:
                 f"mlx has no device {device!r} here (it has: {', '.join(devices)})")
         if not (Path(artifact) / "config.json").exists():
             raise ConfigError(f"{artifact} is not an MLX model folder (no config.json)")
-        mx.set_default_device(mx.gpu if device == "metal" else mx.cpu)
+        dtype = options.get("compute_dtype")
+        if dtype is not None and dtype not in (*_DTYPES, "artifact"):
+            raise ConfigError(f"mlx compute_dtype {dtype!r}: expected float32, float16, "
+                              "bfloat16 or artifact")
+        target = mx.gpu if device == "metal" else mx.cpu
+        mx.set_default_device(target)
+        self._stream = mx.new_thread_local_stream(target)
+        self._metal = device == "metal"
+        if self._metal:
+            mx.reset_peak_memory()
         start = time.perf_counter()
         self._model, _tok = mlx_lm.load(str(artifact))
-        dtype = str(options.get("compute_dtype", _DEFAULT_DTYPE[device]))
-        if dtype != "artifact":
-            if dtype not in ("float32", "float16", "bfloat16"):
-                raise ConfigError(f"mlx compute_dtype {dtype!r}: expected float32, float16, "
-                                  "bfloat16 or artifact")
-            self._model.set_dtype(getattr(mx, dtype))
+        if dtype is None:
+            dtype = "float32" if device == "cpu" and _is_quantized(self._model) else "artifact"
+        cast = (cast_small_parameters(self._model, getattr(mx, dtype))
+                if dtype != "artifact" else dict.fromkeys(CAST_GROUPS, 0))
         mx.eval(self._model.parameters())  # MLX is lazy: make loading real before the clock
         load_s = time.perf_counter() - start
         self._options = {k: v for k, v in options.items() if k != "compute_dtype"}
-        return LoadInfo(load_s, str(mx.default_device()),
-                        {**options, "compute_dtype": dtype, "threads_applied": False})
+        return LoadInfo(
+            load_s, str(self._stream.device),
+            {**options, "compute_dtype": dtype, "cast": cast,
+             "weight_dtypes": weight_dtypes(self._model), "threads_applied": False},
+            threads_applied=False)
 
     def tokenize(self, text: str) -> list[int]:
         raise NotImplementedError("edgebench feeds prepared token IDs to mlx")
@@ -88,20 +146,36 @@ class MlxLmRunner:
         clock = time.perf_counter_ns
         stamps, ids = [], []
         prompt = mx.array(prompt_ids)
-        t0 = clock()
-        for token, _ in generate_step(prompt, self._model, max_tokens=max_new_tokens,
-                                      sampler=sampler, **self._options):
-            stamps.append(clock())
-            ids.append(int(token))
+        mx.synchronize(self._stream)  # nothing queued earlier may run inside this call's clock
+        mx.synchronize()
+        try:
+            t0 = clock()
+            for token, _ in generate_step(prompt, self._model, stream=self._stream,
+                                          max_tokens=max_new_tokens, sampler=sampler,
+                                          **self._options):
+                stamps.append(clock())
+                ids.append(int(token))
+        finally:
+            mx.synchronize(self._stream)  # the step generate_step queued past the last token
         return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
 
     def logits(self, token_ids: list[int]):
         import numpy as np
 
         mx, _ = _import()
-        out = self._model(mx.array([list(token_ids)]))[0].astype(mx.float32)
-        mx.eval(out)
+        with mx.stream(self._stream):
+            out = self._model(mx.array([list(token_ids)]))[0].astype(mx.float32)
+            mx.eval(out)
         return np.array(out, copy=True)
+
+    def accelerator_peak_mb(self) -> tuple[float, str] | None:
+        """MLX's own peak of Metal memory since load (``mx.get_peak_memory``); None on the
+        CPU, where MLX's allocator figure is ordinary process memory (already counted)."""
+        if not getattr(self, "_metal", False):
+            return None
+        mx, _ = _import()
+        return mx.get_peak_memory() / 2**20, "mlx.get_peak_memory (metal, since load)"
 
     def close(self) -> None:
         self._model = None
+        self._stream = None
