@@ -48,7 +48,12 @@ def test_gemma_high_precision_gives_reference_tokens(framework):
         runner.close()
     assert again > 0.5 * fresh, f"repeated prompt {again:.0f} ns vs fresh {fresh:.0f} ns"
     assert load.load_s > 0
-    assert load.device != "cpu"  # the device as the runtime names it, not the request echoed
+    # the device as the runtime names it, not the request echoed
+    named = {"llama-cpp": "CPU (ggml-cpu)", "ort-genai": "onnxruntime-genai CPU",
+             "mlx": "Device(cpu, 0)"}
+    assert load.device == named.get(framework, load.device) and load.device != "cpu"
+    if framework == "openvino":
+        assert load.device.startswith("CPU: ")  # + the plugin's FULL_DEVICE_NAME
     assert load.threads_applied is (framework != "mlx")  # MLX has no thread setting
     applied = {"openvino": ("enable_prefix_caching", False),
                "mlx": ("compute_dtype", "artifact")}  # fp16 weights computed as fp16

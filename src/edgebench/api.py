@@ -251,7 +251,7 @@ def _prepared(run: PlannedRun, cache: Path) -> PlannedRun:
 RESULT_COLUMNS = (
     "model", "framework", "precision", "device", "threads", "prompt_tokens", "new_tokens",
     "status", "ttft_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_cv", "load_s",
-    "peak_rss_mb", "framework_version", "started_at", "message",
+    "peak_mem_mb", "flags", "framework_version", "started_at", "message",
 )
 FILTERS = ("model", "framework", "precision", "device", "status", "session_id", "suite")
 

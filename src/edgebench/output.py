@@ -12,6 +12,7 @@ HEADERS = {
     "prompt_tokens": "prompt", "new_tokens": "new", "ttft_ms": "TTFT ms",
     "prefill_tok_s": "prefill tok/s", "decode_tok_s": "decode tok/s", "decode_tok_s_cv": "cv",
     "tpot_ms": "TPOT ms", "load_s": "load s", "peak_rss_mb": "peak RSS MB",
+    "peak_mem_mb": "peak mem MB",
     "framework_version": "version", "started_at": "started (UTC)",
 }
 
