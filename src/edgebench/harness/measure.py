@@ -204,14 +204,16 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
             for _ in range(run.warmup):
                 runner.generate(prompt, run.new_tokens)
             timelines = []
-            for i in range(run.repetitions):
-                if i and run.cooldown_s:
-                    time.sleep(run.cooldown_s)
-                tl = runner.generate(prompt, run.new_tokens)
-                if len(tl.token_ns) != run.new_tokens:
-                    raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
-                                         f"asked for {run.new_tokens}")
-                timelines.append(tl)
+            with mem.off_the_clock():  # no sampler wake-ups inside a timed repetition
+                for i in range(run.repetitions):
+                    if i and run.cooldown_s:
+                        time.sleep(run.cooldown_s)
+                    tl = runner.generate(prompt, run.new_tokens)
+                    mem.sample()
+                    if len(tl.token_ns) != run.new_tokens:
+                        raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
+                                             f"asked for {run.new_tokens}")
+                    timelines.append(tl)
         noise.stop()
         rec = replace(base, device_name=load.device, threads_applied=load.threads_applied,
                       runtime_settings=settings_json(load.options))
