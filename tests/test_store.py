@@ -71,13 +71,14 @@ def test_unreadable_store_file(tmp_path):
         Store(tmp_path).check()
 
 
-def test_ok_run_keys_only_ok_rows_of_this_machine(tmp_path):
+def test_resume_index_only_ok_rows_of_this_machine(tmp_path):
     st = Store(tmp_path)
     st.write_session("s", [
-        make_record(run_key="a"), make_record(run_key="b", status="error"),
-        make_record(run_key="c", machine_id="other"),
+        make_record(run_key="a", framework_version="1.0"),
+        make_record(run_key="b", status="error"), make_record(run_key="c", machine_id="other"),
     ])
-    assert st.ok_run_keys("mach") == {"a"}
+    assert set(st.resume_index("mach")) == {"a"}
+    assert st.resume_index("mach")["a"]["framework_version"] == "1.0"
 
 
 def test_results_latest_per_run_key(tmp_path):

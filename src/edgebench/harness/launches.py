@@ -53,10 +53,8 @@ def merge(launches: list[RunRecord]) -> RunRecord:
     first = ok[0][1]
     cols: dict = {}
     for m in metrics.TIMING_METRICS:
-        samples = [x for _, r in ok for x in (getattr(r, f"{m}_samples") or [])]
-        s = metrics.summarize(samples)
-        cols.update({m: s.median, f"{m}_mean": s.mean, f"{m}_stdev": s.stdev, f"{m}_cv": s.cv,
-                     f"{m}_min": s.min, f"{m}_max": s.max, f"{m}_samples": samples})
+        cols.update(metrics.summary_columns(
+            m, [x for _, r in ok for x in (getattr(r, f"{m}_samples") or [])]))
     cols["sample_launch"] = [i for i, r in ok for _ in range(len(r.decode_tok_s_samples or []))]
     cols["token_ms_samples"] = [t for _, r in ok for t in (r.token_ms_samples or [])]
     for c in _MEDIAN:

@@ -74,10 +74,7 @@ def _with_metrics(rec: RunRecord, timelines: list, load_s: float, mem: memory.Rs
                for t in timelines]
     cols: dict = {}
     for m in metrics.TIMING_METRICS:
-        samples = [r[m] for r in per_rep]
-        s = metrics.summarize(samples)
-        cols.update({m: s.median, f"{m}_mean": s.mean, f"{m}_stdev": s.stdev, f"{m}_cv": s.cv,
-                     f"{m}_min": s.min, f"{m}_max": s.max, f"{m}_samples": samples})
+        cols.update(metrics.summary_columns(m, [r[m] for r in per_rep]))
     cols.update(crosscheck(timelines, cols))
     flags = list(rec.flags or [])
     if cols.get("timing_flag"):
@@ -108,13 +105,11 @@ def crosscheck(timelines: list, cols: dict) -> dict:
     if len(reported) != len(timelines):
         return {}
     out: dict = {"timing_flag": False}
-    for ours, theirs, col in (("ttft_ms", "ttft_ms", "ttft"),
-                              ("decode_tok_s", "decode_tok_s", "decode")):
-        vals = [r.get(theirs) for r in reported]
-        s = metrics.summarize(vals)
-        out[f"runtime_{ours}"] = s.median
-        if s.median and cols.get(ours) is not None:
-            pct = (cols[ours] - s.median) / s.median * 100
+    for metric, col in (("ttft_ms", "ttft"), ("decode_tok_s", "decode")):
+        theirs = metrics.summarize([r.get(metric) for r in reported]).median
+        out[f"runtime_{metric}"] = theirs
+        if theirs and cols.get(metric) is not None:
+            pct = (cols[metric] - theirs) / theirs * 100
             out[f"{col}_disagree_pct"] = pct
             out["timing_flag"] |= abs(pct) > CROSSCHECK_TOLERANCE_PCT
     return out

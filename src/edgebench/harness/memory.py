@@ -73,6 +73,7 @@ class RssSampler:
         self.children_peak_bytes = 0
         self.system_used_peak_bytes = 0
         self.samples = 0
+        self._quiet_steps = False  # whether timed steps ran with the thread asleep
 
     def _sample(self, full: bool = False) -> None:
         if full or self.samples % self.CHILDREN_EVERY == 0:
@@ -130,7 +131,7 @@ class RssSampler:
     def off_the_clock(self):
         """Within the block the sampler thread sleeps: call :meth:`sample` between steps."""
         self._halt()
-        self._timed_quiet = True
+        self._quiet_steps = True
         self._sample(full=True)
         try:
             yield self
@@ -142,7 +143,7 @@ class RssSampler:
     def method(self) -> str:
         """How memory was measured, for the row's ``memory_method``."""
         every = f"psutil-rss-{round(self._interval * 1000)}ms"
-        return every + ("-outside-timed-steps" if getattr(self, "_timed_quiet", False) else "")
+        return every + ("-outside-timed-steps" if self._quiet_steps else "")
 
     @property
     def peak_mb(self) -> float:

@@ -75,6 +75,15 @@ class Summary:
     cv: float | None
 
 
+def summary_columns(metric: str, samples: Sequence[float | None]) -> dict:
+    """A row's columns of one metric: the headline median, ``_mean _stdev _cv _min _max`` and
+    the raw ``_samples``."""
+    s = summarize(samples)
+    return {metric: s.median, f"{metric}_mean": s.mean, f"{metric}_stdev": s.stdev,
+            f"{metric}_cv": s.cv, f"{metric}_min": s.min, f"{metric}_max": s.max,
+            f"{metric}_samples": list(samples)}
+
+
 def summarize(samples: Sequence[float | None]) -> Summary:
     """Median, mean, sample standard deviation (n-1), min, max and coefficient of variation.
 

@@ -98,13 +98,20 @@ def _encoder(source: Path):
         tok = Tokenizer.from_file(str(source / "tokenizer.json"))
         yield lambda text: list(tok.encode(text, add_special_tokens=False).ids)
         return
+    with _llama_vocab(source) as (_, vocab):
+        yield lambda text: list(vocab.tokenize(text.encode(), add_bos=False, special=False))
+
+
+@contextlib.contextmanager
+def _llama_vocab(path: Path):
+    """``(llama_cpp, Llama)`` of a GGUF's vocabulary only (no weights), closed after use."""
     from edgebench.harness.runners.llama_cpp import _import
 
     lc = _import()
     with quiet_stderr():  # llama.cpp warns from C about the context of a vocab-only load
-        vocab = lc.Llama(model_path=str(source), vocab_only=True, verbose=False)
+        vocab = lc.Llama(model_path=str(path), vocab_only=True, verbose=False)
     try:
-        yield lambda text: list(vocab.tokenize(text.encode(), add_bos=False, special=False))
+        yield lc, vocab
     finally:
         vocab.close()
 
@@ -129,17 +136,10 @@ def _gguf_bos(path: Path) -> int | None:
     meta = read_gguf(path).metadata
     add, bos = meta.get("tokenizer.ggml.add_bos_token"), meta.get("tokenizer.ggml.bos_token_id")
     if add is None or (add and bos is None):
-        from edgebench.harness.runners.llama_cpp import _import
-
-        lc = _import()
-        with quiet_stderr():
-            vocab = lc.Llama(model_path=str(path), vocab_only=True, verbose=False)
-        try:
+        with _llama_vocab(path) as (lc, vocab):
             v = lc.llama_model_get_vocab(vocab.model)
             add = bool(lc.llama_vocab_get_add_bos(v)) if add is None else add
             bos = int(lc.llama_vocab_bos(v)) if bos is None else bos
-        finally:
-            vocab.close()
     if not add:
         return None
     if bos is None or bos < 0:

@@ -104,10 +104,6 @@ class Store:
         rel = self.connect().sql(sql, params=params)
         return rel.to_arrow_table().to_pandas() if rel is not None else pd.DataFrame()
 
-    def ok_run_keys(self, machine_id: str) -> set[str]:
-        """run_keys that already have an ``ok`` row from this machine."""
-        return set(self.resume_index(machine_id))
-
     def resume_index(self, machine_id: str) -> dict[str, dict]:
         """For ``--resume``: per run_key with an ``ok`` row from this machine, the runtime
         version and artifact hash of the latest such row. The caller measures again when either
