@@ -109,13 +109,35 @@ def test_resume_measures_again_against_another_reference(tmp_path, monkeypatch):
     monkeypatch.setattr(quality_sweep, "run_isolated", fake_isolated)
     run = _run()
     first = _spec(tmp_path)
-    done = {run_key(quality_identity(run, first))}
+    done = {run_key(quality_identity(run, first)): {}}
     assert quality_sweep._one(run, CTX, tmp_path, lambda r: first, done) is None
     other = _spec(tmp_path, reference_label="openvino:fp16", reference_sha256="o" * 64)
     row = quality_sweep._one(run, CTX, tmp_path, lambda r: other, done)
     assert row is not None and measured == ["q8_0"]
     assert row.run_key == run_key(quality_identity(run, other))
     assert row.quality_reference == "openvino:fp16"
+
+
+def test_resume_measures_again_after_a_runtime_upgrade(tmp_path, monkeypatch):
+    """Quality --resume follows the speed sweep's rule: a row measured with another runtime
+    version (or another artifact) is measured again, and says why."""
+    from edgebench import api, quality_sweep
+
+    measured = []
+    monkeypatch.setattr(quality_sweep, "run_isolated",
+                        lambda run, ctx, fn: measured.append(run) or record_for(run, ctx, "ok"))
+    monkeypatch.setattr(api, "installed_version", lambda fw: "2.0")
+    run = _run()
+    spec = _spec(tmp_path)
+    key = run_key(quality_identity(run, spec))
+    same = {key: {"framework_version": "2.0", "artifact_sha256": "a" * 64}}
+    assert quality_sweep._one(run, CTX, tmp_path, lambda r: spec, same) is None
+    older = {key: {"framework_version": "1.0", "artifact_sha256": "a" * 64}}
+    row = quality_sweep._one(run, CTX, tmp_path, lambda r: spec, older)
+    assert len(measured) == 1 and "re-measured: slowfake 1.0 -> 2.0" in row.message
+    remade = {key: {"framework_version": "2.0", "artifact_sha256": "b" * 64}}
+    row = quality_sweep._one(run, CTX, tmp_path, lambda r: spec, remade)
+    assert len(measured) == 2 and "re-measured: artifact changed" in row.message
 
 
 # --- BOS from the vocabulary ----------------------------------------------------------------

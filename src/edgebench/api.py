@@ -111,7 +111,7 @@ def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
     try:
         for run in runs:
             if run.skip_reason is None and run.run_key in done:
-                why = _remeasure_reason(run, done[run.run_key], cache)
+                why = remeasure_reason(run, done[run.run_key], cache)
                 if why is None:
                     out.resumed.append(run)
                     notify("resumed", run, None)
@@ -146,9 +146,10 @@ def _cell_row(rows: list[RunRecord], run: PlannedRun) -> RunRecord:
     return row
 
 
-def _remeasure_reason(run: PlannedRun, stored: Mapping[str, Any], cache: Path) -> str | None:
-    """Why ``--resume`` must measure ``run`` again although it has an ok row here: the runtime
-    was upgraded or the artifact re-made since. None when the row still stands."""
+def remeasure_reason(run: PlannedRun, stored: Mapping[str, Any], cache: Path) -> str | None:
+    """Why ``--resume`` must measure ``run`` again although it has an ok row here (``stored``:
+    its entry of ``Store.resume_index``): the runtime was upgraded or the artifact re-made
+    since. None when the row still stands. Speed and quality sweeps both ask this."""
     version = installed_version(run.framework)
     if version is not None and stored.get("framework_version") not in (None, version):
         return (f"re-measured: {run.framework} {stored['framework_version']} -> {version} "

@@ -131,9 +131,10 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
     label = _pick_reference(reference)
     runs = quality_runs(suite, cache)
     ctx = RunContext(api.new_session_id(), fingerprint())
-    # keys measured before (--resume) or in this session so far, the reference's row included
-    # as soon as it is kept: the reference cell is never scored twice
-    done = set(store.ok_run_keys(ctx.fingerprint.machine_id)) if resume else set()
+    # keys measured before (--resume: with the runtime version and artifact hash the row was
+    # measured with) or in this session so far, the reference's row included as soon as it is
+    # kept: the reference cell is never scored twice
+    done = dict(store.resume_index(ctx.fingerprint.machine_id)) if resume else {}
     out = api.RunOutcome(ctx.session_id, None)
     notify = progress or (lambda *_: None)
     specs: dict[str, QualitySpec] = {}
@@ -157,7 +158,7 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
                     measure_quality, spec=dataclasses.replace(spec, write_reference=True))),
                     ref, spec)
                 _keep(out, store, row)
-                done.add(row.run_key)
+                done[row.run_key] = {}
                 notify("done", ref, row)
                 if row.status != "ok":
                     raise EdgebenchError(f"reference {label} failed: {row.message}")
@@ -173,7 +174,7 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
                 notify("resumed", run, None)
                 continue
             _keep(out, store, row)
-            done.add(row.run_key)
+            done[row.run_key] = {}
             notify("done", run, row)
     except KeyboardInterrupt:
         out.interrupted = True
@@ -200,9 +201,10 @@ def _as_quality(row, run: PlannedRun, spec: QualitySpec | None):
                                warmup=None, prompt_ids_sha256=None, **extra)
 
 
-def _one(run: PlannedRun, ctx: RunContext, cache: Path, spec_for, done: set[str]):
-    """One cell's quality row, or None when ``done`` already holds its key (checked after
-    ``spec_for``, which may have just scored this very cell as the reference)."""
+def _one(run: PlannedRun, ctx: RunContext, cache: Path, spec_for, done: dict[str, dict]):
+    """One cell's quality row, or None when ``done`` already holds its key and the row stands
+    (``api.remeasure_reason``; checked after ``spec_for``, which may have just scored this very
+    cell as the reference)."""
     if run.skip_reason is not None:
         return _as_quality(record_for(run, ctx, "skipped", run.skip_reason), run, None)
     try:
@@ -213,7 +215,9 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path, spec_for, done: set[str]
         return _as_quality(record_for(run, ctx, "unavailable", str(e)), run, None)
     except EdgebenchError as e:
         return _as_quality(record_for(run, ctx, "error", str(e)), run, None)
-    if run_key(quality_identity(run, spec)) in done:
+    key = run_key(quality_identity(run, spec))
+    note = api.remeasure_reason(run, done[key], cache) if key in done else None
+    if key in done and note is None:
         return None
     if run.prepare is not None:
         try:
@@ -226,7 +230,10 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path, spec_for, done: set[str]
                                           f"preparing {run.prepare} failed: {e}"), run, spec)
     run = dataclasses.replace(run, timeout_s=run.timeout_s + TIMEOUT_PER_CHUNK_S
                               * len(spec.chunks))
-    return _as_quality(run_isolated(run, ctx, partial(measure_quality, spec=spec)), run, spec)
+    row = _as_quality(run_isolated(run, ctx, partial(measure_quality, spec=spec)), run, spec)
+    if note:
+        row = dataclasses.replace(row, message="; ".join(m for m in (note, row.message) if m))
+    return row
 
 
 def _keep(out: api.RunOutcome, store: Store, row) -> None:
