@@ -46,3 +46,14 @@ class RegressionFound(EdgebenchError):
 
 class NoCandidate(EdgebenchError):
     """No measured candidate meets the limits given to ``edgebench recommend``. Exit code 1."""
+
+
+class StoreError(ConfigError):
+    """The results store cannot be written or read (named in the message). Exit code 2.
+
+    When rows were measured and the write still failed, ``rescue`` is the file they were saved
+    to instead (``edgebench store recover`` brings them in)."""
+
+    def __init__(self, message: str, *, rescue: str | None = None) -> None:
+        super().__init__(message)
+        self.rescue = rescue
