@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 FORMATS = ("table", "md", "csv", "json")
@@ -17,17 +16,45 @@ HEADERS = {
 }
 
 
+def _missing(value) -> bool:
+    """None, NaN or NaT (a missing timestamp is NaT, which has no strftime)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return False
+
+
 def _cell(value, width: int | None = None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
     if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):  # list columns
         return "[" + ", ".join(_cell(v) for v in value) + "]"
+    if _missing(value):
+        return ""
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        try:
+            return value.strftime("%Y-%m-%d %H:%M")
+        except (ValueError, NotImplementedError, OverflowError):  # outside datetime's range
+            return str(value)
     text = str(value)
     return text if width is None or len(text) <= width else text[: width - 3] + "..."
+
+
+def _is_list(value) -> bool:
+    return hasattr(value, "__len__") and not isinstance(value, (str, bytes, dict))
+
+
+def _json_cell(value):
+    import json
+
+    def plain(v):
+        if _is_list(v):
+            return [plain(x) for x in v]
+        return v.item() if hasattr(v, "item") else v
+
+    return json.dumps(plain(value), default=str) if _is_list(value) else value
 
 
 def to_markdown(df) -> str:
@@ -43,7 +70,10 @@ def render(df, fmt: str, console=None, title: str | None = None) -> str | None:
     """Return the text for md/csv/json; print a rich table for ``table`` and return None."""
     if fmt == "md":
         return to_markdown(df)
-    if fmt == "csv":
+    if fmt == "csv":  # list cells as JSON, not as Python's repr
+        listy = [c for c in df.columns if df[c].map(_is_list).any()]
+        if listy:
+            df = df.assign(**{c: df[c].map(_json_cell) for c in listy})
         return df.to_csv(index=False).rstrip("\n")
     if fmt == "json":
         return df.to_json(orient="records", date_format="iso", indent=2)

@@ -19,6 +19,7 @@ from edgebench.decision import compare
 from edgebench.decision.model import Candidate, Estimate
 from edgebench.decision.targets import Target
 from edgebench.errors import ConfigError
+from edgebench.harness.registry import suggest
 from edgebench.results.schema import COLUMNS
 from edgebench.results.store import VIEW, Store
 
@@ -88,7 +89,8 @@ def candidates_from_rows(rows: list[Mapping[str, Any]], target: Target, *,
     their quality. ``machine``: this machine's facts (``machine_id`` and fingerprint columns).
 
     Raises:
-        ConfigError: the rows hold several models and ``model`` does not pick one.
+        ConfigError: the rows hold several models and ``model`` does not pick one, or
+            ``model`` names no row of the store (with the closest name).
     """
     steps: list[str] = [f"target {target.name}: {target.description}"]
     notes: list[str] = []
@@ -99,6 +101,11 @@ def candidates_from_rows(rows: list[Mapping[str, Any]], target: Target, *,
     steps.append(f"{len(rows)} row(s) in the store; {len(speed)} speed row(s) on "
                  f"{target.name}; {len(ok)} cell(s) with an ok row (the latest ok row counts)")
     if model is not None:
+        known = {str(r.get("model")) for r in rows if r.get("model") is not None}
+        if rows and not any(model in (r.get("model"), r.get("model_sha256")) for r in rows):
+            raise ConfigError(f"--model {model}: no row of that model in the store"
+                              f"{suggest(model, known)}; models there: "
+                              f"{', '.join(sorted(known)) or 'none'}")
         ok = [r for r in ok if model in (r.get("model"), r.get("model_sha256"))]
         steps.append(f"--model {model}: {len(ok)} row(s)")
     models = sorted({str(r.get("model")) for r in ok})
