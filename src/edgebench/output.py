@@ -71,7 +71,8 @@ def render(df, fmt: str, console=None, title: str | None = None) -> str | None:
     if fmt == "md":
         return to_markdown(df)
     if fmt == "csv":  # list cells as JSON, not as Python's repr
-        listy = [c for c in df.columns if df[c].map(_is_list).any()]
+        listy = [c for c in df.columns
+                 if df[c].dtype == object and any(_is_list(v) for v in df[c])]
         if listy:
             df = df.assign(**{c: df[c].map(_json_cell) for c in listy})
         return df.to_csv(index=False).rstrip("\n")
