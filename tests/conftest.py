@@ -22,13 +22,19 @@ def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def write_gguf(path: Path, file_type: int = 7, arch: str = "gemma3") -> Path:
-    """A small valid GGUF (two tensors, no usable weights) with a given general.file_type."""
+def write_gguf(path: Path, file_type: int = 7, arch: str = "gemma3",
+               vocab: bool = True) -> Path:
+    """A small valid GGUF (two tensors, no usable weights) with a given general.file_type and,
+    unless ``vocab`` is False, a four-token vocabulary in its header (a file without one is
+    refused by ``plan``: its prompt cannot be tokenized)."""
     import gguf
 
     w = gguf.GGUFWriter(str(path), arch)
     w.add_file_type(file_type)
     w.add_context_length(128)
+    if vocab:
+        w.add_tokenizer_model("llama")
+        w.add_token_list(["<unk>", "<s>", "</s>", "a"])
     w.add_tensor("a", np.zeros((4, 32), dtype=np.float32))
     w.add_tensor("b", np.ones((64,), dtype=np.float16))
     w.write_header_to_file()

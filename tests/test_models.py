@@ -1,11 +1,23 @@
 """GGUF header validation and model resolution (names, files, folders)."""
 
-import pytest
+import os
+import struct
+import tempfile
+import time
 
-from conftest import write_gguf
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import HAS_LLAMA, needs_llama, write_gguf
+from edgebench import api
 from edgebench.errors import ModelError
-from edgebench.models.gguf_file import read_gguf
+from edgebench.harness import prompt as prompt_mod
+from edgebench.harness.measure import record_for
+from edgebench.models.gguf_file import MAX_ARRAY_DEPTH, read_gguf
 from edgebench.models.registry import file_sha256, resolve_model
+from edgebench.results.store import Store
+from edgebench.suites.spec import Suite
 
 
 def test_read_tiny_gguf(tiny_gguf):
@@ -79,3 +91,382 @@ def test_default_model_resolves_from_pypi_package(tmp_path):
     (art,) = m.artifacts
     assert art.precision == "q4_k_m" and art.size_bytes > 200_000_000
     assert m.sha256 == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+
+# --- hostile GGUF files (issue 12): every failure is a ModelError naming the file ------------
+
+
+
+def _str(s: bytes) -> bytes:
+    return struct.pack("<Q", len(s)) + s
+
+
+def _kv(key: bytes, vtype: int, payload: bytes) -> bytes:
+    return _str(key) + struct.pack("<I", vtype) + payload
+
+
+def _gguf_bytes(kvs=(), tensors=(), *, n_kv=None, n_tensors=None, version=3, pad=64) -> bytes:
+    """Raw GGUF bytes: header, metadata, tensor descriptions, then ``pad`` zero bytes."""
+    head = struct.pack("<IQQ", version, len(tensors) if n_tensors is None else n_tensors,
+                       len(kvs) if n_kv is None else n_kv)
+    return b"GGUF" + head + b"".join(kvs) + b"".join(tensors) + b"\0" * pad
+
+
+def _tensor(name=b"t", dims=(4,), ttype=0, offset=0, n_dims=None) -> bytes:
+    return (_str(name) + struct.pack("<I", len(dims) if n_dims is None else n_dims)
+            + b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", ttype, offset))
+
+
+def _alignment_gguf(path, value):
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "gemma3")
+    w.add_file_type(7)
+    if isinstance(value, str):
+        w.add_string("general.alignment", value)
+    elif value < 0:
+        w.add_int32("general.alignment", value)
+    else:
+        w.add_uint32("general.alignment", value)
+    w.add_tensor("a", np.zeros((4, 32), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("value", [0, "32", -8, 3, 48])
+def test_bad_alignment_names_the_key(tmp_path, value):
+    path = _alignment_gguf(tmp_path / "a.gguf", value)
+    with pytest.raises(ModelError, match=f"{path}: general.alignment must be a power of two, "
+                                         f"got {value!r}"):
+        read_gguf(path)
+
+
+def test_good_alignment_is_used(tmp_path):
+    assert read_gguf(_alignment_gguf(tmp_path / "a.gguf", 32)).tensor_count == 1
+
+
+def test_deeply_nested_arrays_are_bounded_not_a_recursion_error(tmp_path):
+    nested = struct.pack("<IQ", 9, 1) * 5000 + struct.pack("<IQ", 4, 0)
+    path = tmp_path / "deep.gguf"
+    path.write_bytes(_gguf_bytes([_kv(b"x.deep", 9, nested)]))
+    with pytest.raises(ModelError, match=f"{path}: metadata key 'x.deep': arrays nested more "
+                                         f"than {MAX_ARRAY_DEPTH} deep"):
+        read_gguf(path)
+    shallow = struct.pack("<IQ", 9, 1) * 3 + struct.pack("<IQ", 4, 2) + b"\0" * 8
+    path.write_bytes(_gguf_bytes([_kv(b"x.ok", 9, shallow)]))
+    info = read_gguf(path)
+    assert info.metadata["x.ok"] == "<array of 1>" and info.arrays["x.ok"] == 1
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "is a directory, not a GGUF file"),
+    (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
+    (lambda p: os.mkfifo(p), "is not a regular file"),  # opening it would block
+    (lambda p: p.write_bytes(_gguf_bytes(n_kv=2**64 - 1)), "claims 18,446,744,073,709,551,615 "
+                                                           "metadata entries"),
+    (lambda p: p.write_bytes(_gguf_bytes(n_tensors=2**40)), "tensors, more than"),
+    (lambda p: p.write_bytes(_gguf_bytes([_kv(b"v", 9, struct.pack("<IQ", 8, 2**62))])),
+     "header is cut short"),
+    (lambda p: p.write_bytes(_gguf_bytes([_kv(b"v", 13, b"")])), "unknown GGUF value type 13"),
+    (lambda p: p.write_bytes(_gguf_bytes(tensors=[_tensor(dims=(2**63, 2**63))])),
+     "tensor 't' (9223372036854775808 x 9223372036854775808, F32) needs"),
+    (lambda p: p.write_bytes(_gguf_bytes(tensors=[_tensor(offset=2**64 - 32)])),
+     "is truncated or corrupt"),
+    (lambda p: p.write_bytes(_gguf_bytes(tensors=[_tensor(offset=2**64 - 1)])),
+     "not a multiple of general.alignment 32"),
+    (lambda p: p.write_bytes(_gguf_bytes(tensors=[_tensor(n_dims=2**31, dims=())])),
+     "has 2,147,483,648 dimensions (at most 4)"),
+    (lambda p: p.write_bytes(_gguf_bytes(tensors=[_tensor(ttype=999)])), "unknown type 999"),
+    (lambda p: p.write_bytes(_gguf_bytes(version=1)), "GGUF version 1 is not supported"),
+])
+def test_hostile_files_are_model_errors_naming_the_file(tmp_path, make, message):
+    path = tmp_path / "x.gguf"
+    make(path)
+    with pytest.raises(ModelError) as e:
+        read_gguf(path)
+    assert message in str(e.value) and str(path) in str(e.value), str(e.value)
+
+
+def test_resolve_refuses_directories_devices_and_bad_files_by_name(tmp_path):
+    cache = tmp_path / "cache"
+    (tmp_path / "x.gguf").mkdir()
+    with pytest.raises(ModelError, match="x.gguf is a directory, not a GGUF file"):
+        resolve_model(str(tmp_path / "x.gguf"), cache)
+    os.mkfifo(tmp_path / "f.gguf")
+    with pytest.raises(ModelError, match="f.gguf is not a regular file or folder"):
+        resolve_model(str(tmp_path / "f.gguf"), cache)
+    folder = tmp_path / "family"
+    folder.mkdir()
+    write_gguf(folder / "good-q8.gguf", 7)
+    (folder / "bad-q4.gguf").write_bytes(write_gguf(tmp_path / "t.gguf").read_bytes()[:-64])
+    with pytest.raises(ModelError, match="bad-q4.gguf is truncated"):
+        resolve_model(str(folder), cache)
+    with pytest.raises(ModelError, match="cannot read model path"):
+        resolve_model(str(tmp_path / ("n" * 300) / "m.gguf"), cache)
+
+
+def test_unreadable_file_is_a_model_error(tmp_path, monkeypatch):
+    """Sessions run as root, so chmod proves nothing: opening raises EACCES by injection."""
+    from pathlib import Path
+
+    path = write_gguf(tmp_path / "locked.gguf")
+    real_open = Path.open
+
+    def locked(self, *a, **k):
+        if self.name == "locked.gguf":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *a, **k)
+
+    monkeypatch.setattr(Path, "open", locked)
+    with pytest.raises(ModelError, match="cannot read model file .*locked.gguf: Permission"):
+        resolve_model(str(path), tmp_path / "cache")
+
+
+def test_resolve_validates_the_header_before_hashing(tmp_path, monkeypatch):
+    from edgebench.models import registry
+
+    path = tmp_path / "text.gguf"
+    path.write_text("not a model")
+    monkeypatch.setattr(registry, "file_sha256", lambda *a: pytest.fail("hashed first"))
+    with pytest.raises(ModelError, match="not a GGUF file"):
+        resolve_model(str(path), tmp_path / "cache")
+
+
+def test_hash_memo_damaged_or_unwritable_is_only_a_miss(tmp_path):
+    import hashlib
+
+    p = tmp_path / "f.bin"
+    p.write_bytes(b"one")
+    cache = tmp_path / "c"
+    file_sha256(p, cache)
+    for memo in (cache / "hashes").iterdir():
+        memo.write_text("{not json")
+    assert file_sha256(p, cache) == hashlib.sha256(b"one").hexdigest()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    assert file_sha256(p, blocked) == hashlib.sha256(b"one").hexdigest()
+
+
+# --- a GGUF without a vocabulary ---------------------------------------------------------------
+
+def test_vocabulary_problem_from_the_header(tmp_path):
+    assert read_gguf(write_gguf(tmp_path / "v.gguf")).vocabulary_problem is None
+    problem = read_gguf(write_gguf(tmp_path / "n.gguf", vocab=False)).vocabulary_problem
+    assert problem == "has no vocabulary (no tokenizer.ggml.tokens in its GGUF header)"
+
+
+def test_plan_skips_a_model_without_vocabulary_and_keeps_the_others(tmp_path):
+    good = write_gguf(tmp_path / "good.gguf", 15)
+    bad = write_gguf(tmp_path / "novocab.gguf", 15, vocab=False)
+    suite = Suite(name="t", models=(str(good), str(bad)), new_tokens=(4, 8), threads=(1,))
+    runs = api.plan(suite, tmp_path / "cache")
+    by = {(r.model, r.new_tokens): r for r in runs}
+    assert by[("good", 4)].skip_reason is None and by[("good", 8)].skip_reason is None
+    want = ("cannot tokenize the prompt: novocab.gguf has no vocabulary "
+            "(no tokenizer.ggml.tokens in its GGUF header)")
+    assert by[("novocab", 4)].skip_reason == by[("novocab", 8)].skip_reason == want
+
+
+def test_cli_run_over_a_model_without_vocabulary(tmp_path, capsys, monkeypatch):
+    from conftest import run_main
+
+    good = write_gguf(tmp_path / "good.gguf", 15)
+    bad = write_gguf(tmp_path / "novocab.gguf", 15, vocab=False)
+    monkeypatch.setattr(api, "run_isolated", lambda run, ctx, *a, **k: record_for(run, ctx, "ok"))
+    monkeypatch.setattr(api, "prompt_ids", lambda sha, src, n, cache: list(range(n)))
+    code, out, err = run_main(["run", "--model", str(good), "--model", str(bad), "-q",
+                               "--format", "csv"], capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert "1 ok, 1 skipped" in err and "has no vocabulary" in out
+
+
+def test_prompt_ids_refuse_a_source_without_vocabulary_or_tokenizer(tmp_path):
+    bad = write_gguf(tmp_path / "novocab.gguf", vocab=False)
+    with pytest.raises(ModelError, match="novocab.gguf has no vocabulary .*: the prompt cannot "
+                                         "be tokenized"):
+        prompt_mod.prompt_ids("a" * 64, bad, 8, tmp_path / "cache")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    with pytest.raises(ModelError, match="ckpt has no tokenizer.json"):
+        prompt_mod.prompt_ids("b" * 64, folder, 8, tmp_path / "cache")
+    (folder / "tokenizer.json").write_text("{broken")
+    with pytest.raises(ModelError, match="cannot tokenize with the tokenizer of .*ckpt"):
+        prompt_mod.prompt_ids("c" * 64, folder, 8, tmp_path / "cache")
+
+
+def _gguf_with_tokenizer(path, model, tokens):
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "gemma3")
+    w.add_file_type(7)
+    w.add_tokenizer_model(model)
+    w.add_token_list(tokens)
+    w.add_tensor("a", np.zeros((4, 32), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@needs_llama
+def test_llama_cpp_aborting_on_a_vocabulary_is_a_model_error_not_the_end(tmp_path):
+    # A byte-fallback ("llama") vocabulary without byte tokens: llama.cpp throws
+    # std::out_of_range from C++ and aborts the process that tokenizes. That process is a child.
+    path = write_gguf(tmp_path / "v.gguf")
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="v.gguf: llama.cpp crashed reading its vocabulary "
+                                         "\\(killed by SIGABRT\\): .*out_of_range"):
+        prompt_mod.prompt_ids("d" * 64, path, 8, tmp_path / "cache")
+    with pytest.raises(ModelError, match="crashed"):
+        prompt_mod.tokenize_text(path, "the a of")
+    assert prompt_mod.vocab_bos(path) == 1  # loading it is fine: llama.cpp's SPM default BOS
+    assert time.monotonic() - start < 30  # no gdb backtrace of the abort
+
+
+@needs_llama
+def test_llama_cpp_refusing_a_vocabulary_is_a_model_error(tmp_path):
+    path = _gguf_with_tokenizer(tmp_path / "bogus.gguf", "bogus", ["a", "b"])
+    with pytest.raises(ModelError, match="bogus.gguf: llama.cpp cannot read its vocabulary: "
+                                         "ValueError: Failed to load model"):
+        prompt_mod.prompt_ids("e" * 64, path, 8, tmp_path / "cache")
+
+
+@needs_llama
+def test_cli_sweep_survives_a_vocabulary_that_aborts_llama_cpp(tmp_path, capsys, monkeypatch):
+    from conftest import run_main
+
+    good = write_gguf(tmp_path / "crashy.gguf", 15)  # its vocabulary aborts llama.cpp
+    monkeypatch.setattr(api, "run_isolated", lambda run, ctx, *a, **k: record_for(run, ctx, "ok"))
+    code, out, err = run_main(["run", "--model", str(good), "--new-tokens", "4", "--new-tokens",
+                               "8", "-q", "--format", "csv"], capsys)
+    assert code == 1 and "Traceback" not in err and "2 error" in err, err
+    assert out.count("llama.cpp crashed reading its vocabulary (killed by SIGABRT)") == 2
+
+
+@pytest.mark.skipif(HAS_LLAMA, reason="checks the path where llama-cpp-python is missing")
+def test_missing_tokenizer_runtime_stays_runner_unavailable(tmp_path):
+    from edgebench.errors import RunnerUnavailable
+
+    with pytest.raises(RunnerUnavailable):
+        prompt_mod.prompt_ids("e" * 64, write_gguf(tmp_path / "v.gguf"), 8, tmp_path / "cache")
+
+
+@pytest.fixture
+def fake_sweep(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(api, "run_isolated", lambda run, ctx, *a, **k: calls.append(run)
+                        or record_for(run, ctx, "ok"))
+    model = write_gguf(tmp_path / "tiny.gguf", 15)
+    suite = Suite(name="t", models=(str(model),), new_tokens=(4, 8), prompt_tokens=(8, 16),
+                  threads=(1,))
+    return suite, Store(tmp_path / "store"), tmp_path / "cache", calls
+
+
+@pytest.mark.parametrize("failure, message", [
+    (ValueError("Failed to load model from file"),
+     "cannot tokenize the prompt of tiny: ValueError: Failed to load model from file"),
+    (ModelError("tiny.gguf: the vocabulary adds BOS but names no BOS token"),
+     "cannot tokenize the prompt of tiny: tiny.gguf: the vocabulary adds BOS but names no BOS"),
+    (OSError(28, "No space left on device"),
+     "cannot tokenize the prompt of tiny: OSError: [Errno 28] No space left on device"),
+])
+def test_any_tokenization_failure_becomes_error_rows_once_per_model(fake_sweep, monkeypatch,
+                                                                     failure, message):
+    suite, store, cache, calls = fake_sweep
+    asked = []
+
+    def failing(sha, src, n, cache_root):
+        asked.append(n)
+        raise failure
+
+    monkeypatch.setattr(api, "prompt_ids", failing)
+    out = api.run_suite(suite, store, cache)
+    assert out.counts == {"error": 4} and not calls and len(asked) == 1
+    assert all(message in r.message for r in out.rows), [r.message for r in out.rows]
+    assert out.path is not None
+
+
+def test_ctrl_c_during_tokenization_still_stops_the_sweep(fake_sweep, monkeypatch):
+    suite, store, cache, calls = fake_sweep
+
+    def interrupted(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "prompt_ids", interrupted)
+    out = api.run_suite(suite, store, cache)
+    assert out.interrupted and not out.rows and not calls
+
+
+# --- property: any header is read or refused with a ModelError --------------------------------
+
+_scalar_payloads = st.sampled_from([(0, 1), (1, 1), (2, 2), (3, 2), (4, 4), (5, 4), (6, 4),
+                                    (7, 1), (10, 8), (11, 8), (12, 8)])
+
+
+@st.composite
+def _values(draw, depth=0):
+    """(vtype, payload) of one metadata value, arrays nested up to 12 deep (beyond the bound)."""
+    kind = draw(st.sampled_from(["scalar", "string", "array", "junk"] if depth < 12
+                                else ["scalar", "string", "junk"]))
+    if kind == "scalar":
+        vtype, size = draw(_scalar_payloads)
+        return vtype, draw(st.binary(min_size=size, max_size=size))
+    if kind == "string":
+        return 8, _str(draw(st.binary(max_size=8)))
+    if kind == "junk":
+        return draw(st.integers(0, 2**32 - 1)), draw(st.binary(max_size=12))
+    items = draw(st.lists(_values(depth + 1), max_size=3))
+    etype = items[0][0] if items else draw(st.integers(0, 12))
+    count = draw(st.one_of(st.just(len(items)), st.integers(0, 2**64 - 1)))
+    return 9, struct.pack("<IQ", etype, count) + b"".join(p for _, p in items)
+
+
+@st.composite
+def _headers(draw) -> bytes:
+    keys = [b"general.alignment", b"general.file_type", b"general.architecture",
+            b"tokenizer.ggml.tokens", b"tokenizer.ggml.model", b"x"]
+    kvs = []
+    for _ in range(draw(st.integers(0, 4))):
+        key = draw(st.sampled_from(keys))
+        if key == b"general.alignment" and draw(st.booleans()):
+            kvs.append(_kv(key, 4, struct.pack("<I", draw(st.sampled_from(
+                [0, 1, 3, 32, 64, 48, 2**31, 2**32 - 1])))))
+        else:
+            kvs.append(_kv(key, *draw(_values())))
+    tensors = [_tensor(name=draw(st.binary(max_size=4)),
+                       dims=draw(st.lists(st.one_of(st.integers(0, 64),
+                                                    st.integers(0, 2**64 - 1)), max_size=5)),
+                       ttype=draw(st.one_of(st.integers(0, 40), st.integers(0, 2**32 - 1))),
+                       offset=draw(st.one_of(st.sampled_from([0, 32, 64]),
+                                             st.integers(0, 2**64 - 1))))
+               for _ in range(draw(st.integers(0, 3)))]
+    data = _gguf_bytes(kvs, tensors,
+                       n_kv=draw(st.one_of(st.none(), st.integers(0, 2**64 - 1))),
+                       n_tensors=draw(st.one_of(st.none(), st.integers(0, 8),
+                                                st.integers(0, 2**64 - 1))),
+                       version=draw(st.sampled_from([3, 3, 2, 1, 0, 2**32 - 1])),
+                       pad=draw(st.sampled_from([0, 64, 4096])))
+    cut = draw(st.one_of(st.just(len(data)), st.integers(0, len(data))))
+    return data[:cut]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(header=_headers())
+def test_any_header_is_read_or_a_model_error(header):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "h.gguf")
+        with open(path, "wb") as fh:
+            fh.write(header)
+        try:
+            info = read_gguf(path)
+        except ModelError as e:
+            assert path in str(e) and "\n" not in str(e)
+        else:
+            assert info.tensor_count >= 0 and info.data_bytes >= 0

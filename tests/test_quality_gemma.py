@@ -189,5 +189,5 @@ def test_suite_quality_switch_adds_quality_rows_to_run(tmp_path, monkeypatch):
 def test_quality_switch_must_be_boolean():
     from edgebench.suites.spec import suite_from_mapping
 
-    with pytest.raises(ConfigError, match="quality must be true or false"):
+    with pytest.raises(ConfigError, match="quality: expected true or false"):
         suite_from_mapping({"name": "x", "quality": "yes"}, "x.yaml")

@@ -30,9 +30,10 @@ def test_builtin_smoke_loads():
         ("- a\n- b\n", "must be a YAML mapping"),
         ("frameworks: [llamacpp]\n", "did you mean llama-cpp?"),
         ("precisions: [q4km]\n", "did you mean q4_k_m?"),
-        ("repetitions: 0\n", "repetitions must be at least 1"),
-        ("prompt_tokens: [-3]\n", "prompt_tokens must be positive"),
-        ("exclude: [{framwork: llama-cpp}]\n", "unknown key 'framwork' in exclude"),
+        ("repetitions: 0\n", "repetitions: expected a positive integer, got 0"),
+        ("prompt_tokens: [-3]\n", "prompt_tokens[0]: expected a positive integer, got -3"),
+        ("exclude: [{framwork: llama-cpp}]\n",
+         "exclude[0]: unknown key 'framwork' (did you mean framework?)"),
     ],
 )
 def test_bad_suite_files(tmp_path, text, message):

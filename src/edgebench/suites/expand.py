@@ -10,6 +10,7 @@ from typing import Any
 
 import psutil
 
+from edgebench.errors import ConfigError, EdgebenchError
 from edgebench.harness.registry import FRAMEWORKS
 from edgebench.models.registry import Artifact, ResolvedModel
 from edgebench.results.schema import run_key
@@ -69,30 +70,60 @@ def _matches(cell: Mapping[str, Any], pattern: Mapping[str, Any]) -> bool:
 
 
 def cells(suite: Suite) -> list[dict[str, Any]]:
-    """The suite's axis combinations (singular keys), includes added, excludes removed."""
+    """The suite's axis combinations (singular keys), includes added, excludes removed.
+
+    Raises:
+        ConfigError: the excludes remove every run (a sweep with nothing to run is a mistake).
+    """
     axes = {AXIS_KEYS[a]: list(getattr(suite, a)) for a in AXES}
     out = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
     for inc in suite.include:
         free = {k: v for k, v in axes.items() if k not in inc}
         for combo in itertools.product(*free.values()):
             out.append({**dict(zip(free, combo)), **inc})
-    out = [c for c in out if not any(_matches(c, ex) for ex in suite.exclude)]
+    kept = [c for c in out if not any(_matches(c, ex) for ex in suite.exclude)]
+    if out and not kept:
+        raise ConfigError(f"{suite.source}: nothing to run: the excludes remove all "
+                          f"{len(out):,} runs")
+    out = kept
     unique: dict[str, dict[str, Any]] = {}
     for c in out:
         unique.setdefault(json.dumps(c, sort_keys=True, default=str), c)
     return list(unique.values())
 
 
+def tokenizer_problem(model: ResolvedModel) -> str | None:
+    """Why the prompt cannot be tokenized for ``model``, seen before any run: every runtime
+    gets the IDs of the model's source (``prepare.source_of``), so a source without a
+    vocabulary (a GGUF header without ``tokenizer.ggml.tokens``) fails every cell of it."""
+    from edgebench.harness import prepare as prepare_mod
+
+    try:
+        source = prepare_mod.source_of(model)
+    except EdgebenchError as e:
+        return f"cannot tokenize the prompt: {e}"
+    art = next((a for a in model.artifacts if a.path == source.path), None)
+    if art is not None and art.problem:
+        return f"cannot tokenize the prompt: {source.path.name} {art.problem}"
+    return None
+
+
 def expand(suite: Suite, resolve: Callable[[str], ResolvedModel]) -> list[PlannedRun]:
     """Planned runs of a suite, in a deterministic order.
 
-    Combinations a framework cannot run (precision, device) or whose artifact is absent become
-    runs with ``skip_reason`` set, so they land in the store as ``skipped`` rows.
+    Combinations a framework cannot run (precision, device), whose artifact is absent or
+    known not to load (``Artifact.problem``), or whose model's prompt cannot be tokenized
+    (:func:`tokenizer_problem`) become runs with ``skip_reason`` set, so they land in the
+    store as ``skipped`` rows while the sweep runs the other models.
     """
     models: dict[str, ResolvedModel] = {}
+    problems: dict[str, str | None] = {}
     runs = []
     for c in cells(suite):
-        model = models.get(c["model"]) or models.setdefault(c["model"], resolve(c["model"]))
+        if c["model"] not in models:
+            models[c["model"]] = resolve(c["model"])
+            problems[c["model"]] = tokenizer_problem(models[c["model"]])
+        model = models[c["model"]]
         spec = FRAMEWORKS[c["framework"]]
         threads = auto_threads() if c["threads"] == "auto" else int(c["threads"])
         artifact = model.artifact(spec.artifact_format, c["precision"])
@@ -103,12 +134,16 @@ def expand(suite: Suite, resolve: Callable[[str], ResolvedModel]) -> list[Planne
         elif c["device"] not in spec.devices:
             reason = (f"{spec.name} has no device {c['device']} "
                       f"(it has {', '.join(spec.devices)})")
+        elif problems[c["model"]]:
+            reason = problems[c["model"]]
         elif artifact is None and (spec.artifact_format, c["precision"]) in model.preparable:
             prepare = f"{spec.artifact_format}:{c['precision']}"
         elif artifact is None:
             have = ", ".join(f"{a.format}:{a.precision}" for a in model.artifacts) or "none"
             reason = (f"no {spec.artifact_format} {c['precision']} artifact of {model.name} "
                       f"(available: {have})")
+        elif artifact.problem:
+            reason = f"{artifact.path.name} {artifact.problem}: {spec.name} cannot load it"
         runs.append(PlannedRun(
             model=model.name, model_ref=c["model"], model_sha256=model.sha256,
             framework=spec.name,
