@@ -8,7 +8,7 @@ import pytest
 
 from conftest import make_record
 from edgebench import api
-from edgebench.errors import ConfigError, SchemaMismatch
+from edgebench.errors import ConfigError
 from edgebench.results.schema import COLUMNS, SCHEMA_VERSION, arrow_schema
 from edgebench.results.store import Store, file_schema_version
 
@@ -55,20 +55,31 @@ def _write_foreign(path, version):
     pq.write_table(table.replace_schema_metadata(meta), path)
 
 
-@pytest.mark.parametrize("version", [0, SCHEMA_VERSION + 1, None])
-def test_other_schema_version_is_refused_by_name(tmp_path, version):
-    st = Store(tmp_path)
+@pytest.mark.parametrize("version, reason", [
+    (0, "schema version 0 is not one this edgebench reads"),
+    (SCHEMA_VERSION + 1, f"written by a newer edgebench (schema v{SCHEMA_VERSION + 1}, this one "
+                         f"reads up to v{SCHEMA_VERSION})"),
+    (None, "no edgebench.schema_version"),
+])
+def test_other_schema_version_is_skipped_by_name(tmp_path, version, reason):
+    """A file of a version this edgebench does not read never blocks a read: it is skipped,
+    named, and the other files answer."""
+    said = []
+    st = Store(tmp_path, on_skip=said.append)
     st.write_session("good", [make_record()])
     _write_foreign(tmp_path / "old.parquet", version)
-    with pytest.raises(SchemaMismatch) as e:
-        st.connect()
-    assert "old.parquet" in str(e.value) and f"version {version}" in str(e.value)
+    assert st.connect().execute("SELECT count(*) FROM runs").fetchone() == (1,)
+    assert st.check() == [tmp_path / "good.parquet"]
+    assert [(p.name, r) for p, r in st.skipped] == [("old.parquet", st.skipped[0][1])]
+    assert reason in st.skipped[0][1]
+    assert len(said) == 1 and "old.parquet" in said[0] and reason in said[0]
 
 
-def test_unreadable_store_file(tmp_path):
+def test_unreadable_store_file_is_skipped(tmp_path):
     (tmp_path / "junk.parquet").write_text("not parquet")
-    with pytest.raises(ConfigError, match="junk.parquet"):
-        Store(tmp_path).check()
+    st = Store(tmp_path)
+    assert st.check() == []
+    assert "not a readable Parquet file" in st.skipped[0][1]
 
 
 def test_resume_index_only_ok_rows_of_this_machine(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import write_gguf
 from edgebench import api
-from edgebench.errors import RunnerUnavailable, SchemaMismatch
+from edgebench.errors import RunnerUnavailable
 from edgebench.harness.measure import record_for
 from edgebench.results.store import Store
 
@@ -75,15 +75,18 @@ def test_unavailable_tokenizer_gives_unavailable_rows(sweep, monkeypatch):
     assert all("pip install 'edgebench[llama-cpp]'" in m for m in msgs)
 
 
-def test_store_of_other_schema_refused_before_running(sweep):
+def test_foreign_store_file_is_skipped_not_blocking(sweep):
+    """A file that is not of a schema this edgebench reads is named and skipped before
+    measuring (never read, never deleted); the sweep runs."""
     suite, store, cache, calls = sweep
     store.root.mkdir(parents=True)
     import pyarrow as pa
 
     pq.write_table(pa.table({"x": [1]}), store.root / "old.parquet")
-    with pytest.raises(SchemaMismatch):
-        api.run_suite(suite, store, cache)
-    assert not calls and [p.name for p in store.root.iterdir()] == ["old.parquet"]
+    out = api.run_suite(suite, store, cache, resume=True)
+    assert out.counts["ok"] == 2 and len(calls) == 2
+    assert [p.name for p, _ in store.skipped] == ["old.parquet"]
+    assert (store.root / "old.parquet").exists()
 
 
 def test_missing_artifact_is_prepared_before_measuring(sweep, monkeypatch):
