@@ -64,3 +64,15 @@ class FakeRunner:
 class MissingRunner(FakeRunner):
     def probe(self):
         raise RunnerUnavailable("fakert is not installed", extra="fake")
+
+
+class SleepyRunner(FakeRunner):
+    """A FakeRunner that is slow in a real child process: each generation of at least
+    ``$EDGEBENCH_TEST_SLOW_TOKENS`` tokens (default 0: all) first sleeps
+    ``$EDGEBENCH_TEST_SLEEP_S`` seconds (default 0). Registered as framework ``sleepy`` by the
+    ``sitecustomize`` that tests/test_lifecycle.py puts on the subprocesses' PYTHONPATH."""
+
+    def generate(self, prompt_ids, max_new_tokens):
+        if max_new_tokens >= int(os.environ.get("EDGEBENCH_TEST_SLOW_TOKENS", "0")):
+            time.sleep(float(os.environ.get("EDGEBENCH_TEST_SLEEP_S", "0")))
+        return super().generate(prompt_ids, max_new_tokens)
