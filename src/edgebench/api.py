@@ -14,7 +14,13 @@ from typing import Any
 from edgebench.decision import Constraints, Recommendation, Weights, rank
 from edgebench.decision import targets as decision_targets
 from edgebench.decision import tree as decision_tree
-from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
+from edgebench.errors import (
+    ConfigError,
+    DeviceUnavailable,
+    EdgebenchError,
+    RunnerUnavailable,
+    interrupt_signal,
+)
 from edgebench.harness import launches as launches_mod
 from edgebench.harness import prepare as prepare_mod
 from edgebench.harness.device import fingerprint
@@ -73,6 +79,9 @@ class RunOutcome:
     rows: list[RunRecord] = field(default_factory=list)
     resumed: list[PlannedRun] = field(default_factory=list)
     interrupted: bool = False
+    #: The signal that stopped the sweep (SIGINT for Ctrl-C, SIGTERM, SIGHUP), None when it
+    #: ran to the end; the CLI exits with 128 + it.
+    interrupted_by: int | None = None
 
     @property
     def counts(self) -> Counter:
@@ -94,12 +103,14 @@ def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
     measured with the same runtime version and the same artifact (``Store.resume_index``).
 
     The session's Parquet file is rewritten (atomically) after every run, so a crash or Ctrl-C
-    loses nothing that finished. A KeyboardInterrupt stops the sweep and returns with
-    ``interrupted`` set.
+    loses nothing that finished. A KeyboardInterrupt (Ctrl-C, or ``errors.Interrupted`` for
+    SIGTERM/SIGHUP) stops the sweep and returns with ``interrupted`` and ``interrupted_by``
+    set.
     """
     if launches < 1:
         raise ConfigError(f"--launches must be at least 1, got {launches}")
-    store.check()  # refuse a store of another schema before spending any time
+    store.ensure_writable()  # a store that cannot be written is refused before measuring
+    store.check()  # and its unreadable files are reported (skipped) before any time is spent
     runs = plan(suite, cache) if runs is None else runs
     ctx = RunContext(new_session_id(), fingerprint())
     done = store.resume_index(ctx.fingerprint.machine_id) if resume else {}
@@ -129,8 +140,12 @@ def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
                 out.rows = [_cell_row(c, r) for c, (_, r) in zip(cells, todo) if c]
                 out.path = store.write_session(ctx.session_id, out.rows)
                 notify("done", run, _cell_row(cells[i], run))
-    except KeyboardInterrupt:
-        out.interrupted = True
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Interrupted)
+        out.interrupted, out.interrupted_by = True, interrupt_signal(e)
+        rows = [_cell_row(c, r) for c, (_, r) in zip(cells, todo) if c]
+        if rows != out.rows:  # a run finished but the write of its row was interrupted
+            out.rows = rows
+            out.path = store.write_session(ctx.session_id, rows)
     return out
 
 
@@ -179,16 +194,21 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
         except EdgebenchError as e:
             return record_for(run, ctx, "error", f"preparing {run.prepare} failed: {e}")
     key = (run.model_sha256, run.prompt_tokens)
-    if key not in prompts:
+    failed = (run.model_sha256, None)  # a tokenizer that fails does so for every length
+    if key not in prompts and failed not in prompts:
         try:  # the model's own tokenizer, from its source: the same IDs for every runtime
             source = prepare_mod.source_of(resolve_model(run.model_ref, cache)).path \
                 if run.model_ref else run.artifact.path
             prompts[key] = prompt_ids(run.model_sha256, source, run.prompt_tokens, cache)
-        except RunnerUnavailable as e:
-            prompts[key] = e
-    ids = prompts[key]
+        except Exception as e:  # any failure is this model's rows, never the sweep's end
+            prompts[failed] = e
+    ids = prompts.get(failed, prompts.get(key))
     if isinstance(ids, RunnerUnavailable):
         return record_for(run, ctx, "unavailable", f"cannot tokenize the prompt: {ids}")
+    if isinstance(ids, Exception):
+        why = str(ids) if isinstance(ids, EdgebenchError) else f"{type(ids).__name__}: {ids}"
+        return record_for(run, ctx, "error", f"cannot tokenize the prompt of {run.model}: "
+                                             f"{' '.join(why.split())}")
     return run_isolated(replace(run, prompt_ids=tuple(ids)), ctx)
 
 
@@ -260,7 +280,13 @@ FILTERS = ("model", "framework", "precision", "device", "status", "session_id", 
 def results(store: Store, *, latest: bool = True, filters: dict[str, str] | None = None,
             columns: tuple[str, ...] = RESULT_COLUMNS, limit: int | None = None):
     """Rows of the store as a DataFrame: the latest per run_key and machine unless ``latest`` is
-    False, filtered by exact column values."""
+    False, filtered by exact column values.
+
+    Raises:
+        ConfigError: ``limit`` below 1.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
     where, params = [], []
     for col, value in (filters or {}).items():
         if value is not None:
@@ -274,21 +300,28 @@ def results(store: Store, *, latest: bool = True, filters: dict[str, str] | None
         clause = ""
     cols = ", ".join(columns)
     query = f"SELECT {cols} FROM {source} {clause} ORDER BY started_at, model, framework, precision"
-    if limit:
+    if limit is not None:
         query += f" LIMIT {int(limit)}"
     return store.query(query, params)
 
 
-def sql(store: Store, query: str):
-    """Run any SQL over the ``runs`` view; returns a DataFrame.
+def sql(store: Store, query: str, *, unsafe: bool = False):
+    """Run any SQL over the ``runs`` view; returns a DataFrame (columns pandas cannot hold or
+    print, e.g. an ``infinity`` timestamp or a UNION type, come back as text).
+
+    The connection is sandboxed unless ``unsafe``: it reads the ``runs`` view and no file, and
+    writes nothing (``results.sqlsafe``).
 
     Raises:
-        ConfigError: the query does not parse or does not bind (DuckDB's own message).
+        ConfigError: the query does not parse or bind, or the sandbox refused it (DuckDB's own
+            message).
     """
     import duckdb
 
+    from edgebench.results.sqlsafe import to_frame
+
     try:
-        return store.query(query)
+        return to_frame(store.query_arrow(query, sandbox=not unsafe))
     except duckdb.Error as e:
         raise ConfigError(f"SQL error: {str(e).splitlines()[0]}") from e
 
@@ -303,8 +336,8 @@ def report(store: Store, *, out: str | Path | None = None, where: str | None = N
     compared only with ``across_machines`` (the report then says so).
 
     Raises:
-        ConfigError: an unknown format, an SQL condition that does not parse, or no row matches
-            the filters (the message names them).
+        ConfigError: an unknown format, an SQL condition that does not parse, no row matches
+            the filters (the message names them), or ``out`` cannot be written.
     """
     from edgebench import reports
 
@@ -320,8 +353,15 @@ def report(store: Store, *, out: str | Path | None = None, where: str | None = N
     if out is None:
         return text
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"cannot write the report to {out!r}: {blocked} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except (OSError, UnicodeEncodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ConfigError(f"cannot write the report to {out!r}: {reason}") from e
     return path
 
 

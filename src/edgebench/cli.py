@@ -1,17 +1,30 @@
 """The command line: a thin layer over ``edgebench.api``.
 
 The only place where an EdgebenchError becomes a one-line message and an exit code
-(2 for bad input, 1 for a failed run or gate, 130 for Ctrl-C).
+(2 for bad input, 1 for a failed run or gate, 130 for Ctrl-C, 143 for SIGTERM, 129 for
+SIGHUP: both stop a sweep as Ctrl-C does, keeping its finished rows). An OSError the machine
+raised on a user's path is one line and exit 2; anything else is a bug, reported as one
+``error: internal error`` line naming a file that holds the traceback, exit 1.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+from typing import NoReturn
 
 import click
 
 from edgebench import __version__, api
-from edgebench.errors import ConfigError, EdgebenchError, RunnerUnavailable
+from edgebench.errors import (
+    ConfigError,
+    EdgebenchError,
+    Interrupted,
+    RunnerUnavailable,
+    interrupt_signal,
+)
 from edgebench.locations import cache_dir as cache_dir_path
 from edgebench.locations import store_dir
 from edgebench.output import FORMATS, render
@@ -43,6 +56,14 @@ def store_option(f):
     return click.option("--store", "store", type=click.Path(file_okay=False),
                         help="Results folder (default: $EDGEBENCH_STORE, else "
                              "./edgebench-results).")(f)
+
+
+def open_store(path):
+    """The results store at ``--store`` (else its default); each file a read skips (damaged,
+    of a newer schema) is named once on stderr."""
+    from edgebench.results.store import Store
+
+    return Store(store_dir(path), on_skip=lambda msg: click.echo(f"warning: {msg}", err=True))
 
 
 def format_option(f):
@@ -100,10 +121,9 @@ def run(suite, store, resume, launches, quiet, fmt, cache_dir, **kw):
     from rich.console import Console
 
     from edgebench.progress import SweepProgress
-    from edgebench.results.store import Store
 
     spec = _suite(suite, kw)
-    cache, st = cache_dir_path(cache_dir), Store(store_dir(store))
+    cache, st = cache_dir_path(cache_dir), open_store(store)
     runs = api.plan(spec, cache)
     err = Console(stderr=True)
     with SweepProgress(len(runs) * launches, err,
@@ -120,7 +140,7 @@ def run(suite, store, resume, launches, quiet, fmt, cache_dir, **kw):
         click.echo(f"quality: {', '.join(f'{n} {s}' for s, n in sorted(qout.counts.items()))}"
                    f" -> {qout.path}", err=True)
         out.rows += qout.rows
-        out.interrupted = qout.interrupted
+        out.interrupted, out.interrupted_by = qout.interrupted, qout.interrupted_by
     if out.rows:
         df = api.results(st, latest=False, filters={"session_id": out.session_id})
         _emit(render(df, fmt, title=f"edgebench {spec.name}: session {out.session_id}"))
@@ -130,8 +150,7 @@ def run(suite, store, resume, launches, quiet, fmt, cache_dir, **kw):
     where = f" -> {out.path}" if out.path else ""
     click.echo(f"{counts}{where}", err=True)
     if out.interrupted:
-        click.echo("interrupted: finished rows are kept", err=True)
-        sys.exit(130)
+        _exit_interrupted(out.interrupted_by)
     if out.counts.get("error") or out.counts.get("timeout"):
         sys.exit(1)
 
@@ -160,12 +179,11 @@ def check(model, frameworks, new_tokens, prompt_tokens, cache_dir, store, quiet,
 
     from edgebench.harness.registry import FRAMEWORKS, check_name
     from edgebench.progress import SweepProgress
-    from edgebench.results.store import Store
 
     for f in frameworks:
         check_name("framework", f, FRAMEWORKS)
     err = Console(stderr=True)
-    st, cache = Store(store_dir(store)), cache_dir_path(cache_dir)
+    st, cache = open_store(store), cache_dir_path(cache_dir)
     n = len(frameworks) or len(api.CHECK_PRECISIONS)
     with SweepProgress(n, err, enabled=not quiet and err.is_terminal) as prog:
         out = api.check(model, st, cache, new_tokens=new_tokens, prompt_tokens=prompt_tokens,
@@ -176,6 +194,8 @@ def check(model, frameworks, new_tokens, prompt_tokens, cache_dir, store, quiet,
         "reference": r.agree_reference or "", "message": r.message or "",
     } for r in out.rows])
     _emit(render(df, fmt, title=f"consistency of {model}: {new_tokens} greedy tokens"))
+    if out.interrupted:
+        _exit_interrupted(out.interrupted_by)
     if any(r.agree_tokens == 0 for r in out.rows):
         sys.exit(1)
 
@@ -212,10 +232,9 @@ def quality(suite, store, corpus, n_ctx, chunks, reference, resume, quiet, fmt, 
 
     from edgebench.progress import SweepProgress
     from edgebench.quality_sweep import quality_runs, run_quality
-    from edgebench.results.store import Store
 
     spec = _suite(suite, kw)
-    cache, st = cache_dir_path(cache_dir), Store(store_dir(store))
+    cache, st = cache_dir_path(cache_dir), open_store(store)
     err = Console(stderr=True)
     n = len(quality_runs(spec, cache)) + 1
     with SweepProgress(n, err, enabled=not quiet and err.is_terminal) as prog:
@@ -230,8 +249,7 @@ def quality(suite, store, corpus, n_ctx, chunks, reference, resume, quiet, fmt, 
         counts += f", {len(out.resumed)} already done"
     click.echo(f"{counts}{f' -> {out.path}' if out.path else ''}", err=True)
     if out.interrupted:
-        click.echo("interrupted: finished rows are kept", err=True)
-        sys.exit(130)
+        _exit_interrupted(out.interrupted_by)
     if out.counts.get("error") or out.counts.get("timeout"):
         sys.exit(1)
 
@@ -260,7 +278,7 @@ def plan(suite, fmt, cache_dir, **kw):
 @store_option
 @format_option
 @click.option("--all", "all_rows", is_flag=True, help="Every row, not only the latest per run.")
-@click.option("--limit", type=int, help="At most this many rows.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows (1 or more).")
 @click.option("--model")
 @click.option("--framework")
 @click.option("--precision")
@@ -270,9 +288,8 @@ def plan(suite, fmt, cache_dir, **kw):
 @click.option("--session", "session_id", help="Only rows of this session id.")
 def results(store, fmt, all_rows, limit, **filters):
     """Show stored runs (latest per run and machine unless --all)."""
-    from edgebench.results.store import Store
 
-    st = Store(store_dir(store))
+    st = open_store(store)
     df = api.results(st, latest=not all_rows, filters=filters, limit=limit)
     if df.empty and fmt == "table":
         click.echo(f"no rows in {st.root} (fill it with: edgebench run)", err=True)
@@ -284,11 +301,102 @@ def results(store, fmt, all_rows, limit, **filters):
 @click.argument("query")
 @store_option
 @format_option
-def sql(query, store, fmt):
-    """Run SQL over the store; the table is named 'runs'."""
-    from edgebench.results.store import Store
+@click.option("--unsafe", is_flag=True,
+              help="Skip the sandbox: let the query read and write any file (COPY ... TO, "
+                   "read_text, ATTACH, INSTALL). Without it the query sees only the runs "
+                   "table and cannot change the store.")
+def sql(query, store, fmt, unsafe):
+    """Run SQL over the store; the table is named 'runs'.
 
-    _emit(render(api.sql(Store(store_dir(store)), query), fmt))
+    The query runs sandboxed: it reads the runs table and nothing else, writes no file, and
+    cannot change DuckDB's settings (--unsafe lifts this).
+    """
+    _emit(render(api.sql(open_store(store), query, unsafe=unsafe), fmt))
+
+
+@cli.group("store")
+def store_cmd() -> None:
+    """Check and repair the results store.
+
+    'check' verifies every session file (read fully, schema version, column types) and with
+    --quarantine moves bad ones aside; 'recover' brings in rows that a failed write saved to a
+    rescue file. Commands that read the store skip a bad file with a warning.
+    """
+
+
+@store_cmd.command("check")
+@store_option
+@click.option("--quarantine", is_flag=True,
+              help="Move bad files to <store>/quarantine/ (never deleted).")
+@format_option
+def store_check(store, quarantine, fmt):
+    """Verify every session file: a table of file, rows, schema version, status and reason.
+
+    Exits 1 if any file is bad (also when --quarantine moved it).
+    """
+    import pandas as pd
+
+    from edgebench.results import rescue
+    from edgebench.results.fsio import shown
+
+    st = open_store(store)
+    checks = st.verify()
+    bad = [c for c in checks if not c.ok]
+    moved = dict(st.quarantine(bad)) if quarantine else {}
+    rows = [{"file": shown(c.path.name), "rows": c.rows, "schema": c.version,
+             "status": "ok" if c.ok else ("quarantined" if c.path in moved else "bad"),
+             "reason": c.reason or ""} for c in checks]
+    if rows:
+        _emit(render(pd.DataFrame(rows, dtype=object), fmt, title=f"store {shown(st.root)}"))
+    else:
+        click.echo(f"no session files in {shown(st.root)}", err=True)
+    if moved:
+        click.echo(f"moved {len(moved)} bad file(s) to {shown(st.root / 'quarantine')}", err=True)
+    waiting, _ = rescue.pending(st.root)
+    if waiting:
+        click.echo(f"note: {len(waiting)} rescue file(s) hold measured rows not in the store "
+                   "yet (bring them in with: edgebench store recover)", err=True)
+    if bad:
+        sys.exit(1)
+
+
+@store_cmd.command("recover")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@store_option
+@format_option
+def store_recover(files, store, fmt):
+    """Bring rescued rows into the store, then remove each rescue file.
+
+    FILES default to every rescue file of this store: in <store>/.rescue/ and those in the
+    cache that name it. Each is verified and merged into its session's file atomically; a row
+    already in the store is not added twice, so recovering again changes nothing.
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    from edgebench.errors import StoreError
+    from edgebench.results import rescue
+    from edgebench.results.fsio import shown
+
+    st = open_store(store)
+    todo, others = ([Path(f) for f in files], []) if files else rescue.pending(st.root)
+    for path, origin in others:
+        click.echo(f"note: {shown(path)} holds rows of the store {origin} (recover them "
+                   "with --store)", err=True)
+    if not todo:
+        click.echo(f"no rescued rows to recover for {shown(st.root)}", err=True)
+        return
+    done = rescue.recover(st, todo)
+    _emit(render(pd.DataFrame([{
+        "file": shown(r.source), "rows": r.rows, "added": r.added,
+        "into": shown(r.target) if r.target else "",
+        "status": "kept" if r.error else "recovered", "reason": r.error or "",
+    } for r in done], dtype=object), fmt))
+    failed = [r for r in done if r.error]
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise StoreError(f"could not recover {shown(failed[0].source)}: {failed[0].error}{more}")
 
 
 @cli.command()
@@ -435,9 +543,8 @@ def report(store, out, where, devices, fmt, title, across_machines):
     precision matrices, Pareto plots, per-token latency, recommendations and history. The HTML
     inlines plotly, so it opens offline.
     """
-    from edgebench.results.store import Store
 
-    st = Store(store_dir(store))
+    st = open_store(store)
     if out == "-":
         _emit(api.report(st, where=where, devices=devices, fmt=fmt, title=title,
                          across_machines=across_machines))
@@ -496,9 +603,8 @@ def recommend(device, optimize, model, explain, across_machines, store, fmt, **l
     from edgebench.decision import Constraints, present
     from edgebench.errors import NoCandidate
     from edgebench.output import to_markdown
-    from edgebench.results.store import Store
 
-    rec = api.recommend(Store(store_dir(store)), device, constraints=Constraints(**limits),
+    rec = api.recommend(open_store(store), device, constraints=Constraints(**limits),
                         optimize=optimize, model=model, across_machines=across_machines)
     for note in rec.notes:
         click.echo(f"note: {note}", err=True)
@@ -522,13 +628,47 @@ def recommend(device, optimize, model, explain, across_machines, store, fmt, **l
         raise NoCandidate(present.headline(rec))
 
 
+#: The word a stopped sweep's last line starts with, per signal; the exit code is 128 + it.
+_STOPPED = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+if hasattr(signal, "SIGHUP"):  # not on Windows
+    _STOPPED[signal.SIGHUP] = "hung up"
+
+
+def _exit_interrupted(signum: int | None) -> NoReturn:
+    """A sweep stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129): its rows are kept."""
+    signum = signum or signal.SIGINT
+    click.echo(f"{_STOPPED.get(signum, 'interrupted')}: finished rows are kept", err=True)
+    sys.exit(128 + signum)
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _stop_on_signals() -> dict:
+    """SIGTERM and SIGHUP raise ``Interrupted`` (a KeyboardInterrupt) in the main thread, so
+    they stop a sweep as Ctrl-C does: the child killed, finished rows kept. Only where the
+    signal has its default action (``nohup`` keeps SIGHUP ignored). Returns what to restore."""
+    saved = {}
+    if threading.current_thread() is not threading.main_thread():
+        return saved
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            saved[sig] = signal.signal(sig, _raise_interrupted)
+    return saved
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning typed errors into one-line messages."""
+    saved = _stop_on_signals()
     try:
         cli.main(args=argv, prog_name="edgebench", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as e:  # a KeyboardInterrupt outside a sweep
+        signum = interrupt_signal(e.__cause__) if e.__cause__ else signal.SIGINT
+        click.echo("aborted" if signum == signal.SIGINT else _STOPPED.get(signum, "aborted"),
+                   err=True)
+        sys.exit(128 + signum)
     except click.UsageError as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2)
@@ -538,3 +678,43 @@ def main(argv: list[str] | None = None) -> None:
     except EdgebenchError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
+    except BrokenPipeError:  # e.g. `edgebench results | head`: the reader left, say nothing
+        _silence_stdout()
+        sys.exit(128 + signal.SIGPIPE)
+    except OSError as e:  # the machine refused a file operation: a path of the user's
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"error: {where}{e.strerror or e}", err=True)
+        sys.exit(2)
+    except Exception as e:
+        if os.environ.get("EDGEBENCH_DEBUG"):
+            raise
+        click.echo(f"error: internal error: {type(e).__name__}: {' '.join(str(e).split())}"
+                   f"{_crash_file()} (please report it; EDGEBENCH_DEBUG=1 shows the traceback)",
+                   err=True)
+        sys.exit(1)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _crash_file() -> str:
+    """Write the current exception's traceback to a file and name it (or '' when it can't)."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="edgebench-crash-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(traceback.format_exc())
+    except OSError:
+        return ""
+    return f"; traceback in {path}"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -57,3 +57,21 @@ class StoreError(ConfigError):
     def __init__(self, message: str, *, rescue: str | None = None) -> None:
         super().__init__(message)
         self.rescue = rescue
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked by a signal other than Ctrl-C (SIGTERM, SIGHUP), raised by the CLI's
+    handler: every path that keeps finished rows on Ctrl-C keeps them here too, and the exit
+    code is 128 + ``signum``. Not an EdgebenchError: nothing went wrong."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def interrupt_signal(exc: BaseException) -> int:
+    """The signal behind a KeyboardInterrupt: its ``signum`` for :class:`Interrupted`, else
+    SIGINT (Ctrl-C)."""
+    import signal
+
+    return int(getattr(exc, "signum", signal.SIGINT))

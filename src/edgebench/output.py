@@ -86,8 +86,10 @@ def render(df, fmt: str, console=None, title: str | None = None) -> str | None:
         numeric = str(df[col].dtype).startswith(("float", "int", "Float", "Int"))
         table.add_column(HEADERS.get(str(col), str(col)), justify="right" if numeric else "left",
                          no_wrap=True, overflow="ellipsis")
-    for row in df.itertuples(index=False):
-        table.add_row(*(_cell(v, width=80) for v in row))
+    from rich.markup import escape
+
+    for row in df.itertuples(index=False):  # cell text is data, never rich markup
+        table.add_row(*(escape(_cell(v, width=80)) for v in row))
     if console is None:
         console = Console()
         if not console.is_terminal:  # files and pipes get the whole table, not 80 columns

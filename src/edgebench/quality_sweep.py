@@ -11,7 +11,13 @@ from functools import partial
 from pathlib import Path
 
 from edgebench import api
-from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
+from edgebench.errors import (
+    ConfigError,
+    DeviceUnavailable,
+    EdgebenchError,
+    RunnerUnavailable,
+    interrupt_signal,
+)
 from edgebench.harness import prepare as prepare_mod
 from edgebench.harness import quality as q
 from edgebench.harness.corpus import Corpus, corpus_ids, load_corpus
@@ -124,9 +130,10 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
 
     The reference runs first (or is found in the cache) and gets a row of its own.
     """
-    store.check()
     if chunks < 1:
         raise ConfigError(f"--chunks must be at least 1, got {chunks}")
+    store.ensure_writable()  # refused before measuring; a later failed write is rescued
+    store.check()
     corp = load_corpus(corpus)
     label = _pick_reference(reference)
     runs = quality_runs(suite, cache)
@@ -176,8 +183,10 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
             _keep(out, store, row)
             done[row.run_key] = {}
             notify("done", run, row)
-    except KeyboardInterrupt:
-        out.interrupted = True
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Interrupted)
+        out.interrupted, out.interrupted_by = True, interrupt_signal(e)
+        if out.rows:  # a row kept in memory but its write interrupted: write it now
+            out.path = store.write_session(out.session_id, out.rows)
     return out
 
 

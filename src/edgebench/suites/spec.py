@@ -23,54 +23,28 @@ Bounds (values land in the store's int64 columns and drive loops and timers):
 from __future__ import annotations
 
 import dataclasses
-import math
-import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
-
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    ValidationError,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from typing import Any
 
 from edgebench.errors import ConfigError
-from edgebench.harness.registry import DEVICES, FRAMEWORKS, PRECISIONS, check_name, suggest
-
-#: Axes a suite sweeps (each a list; a scalar in YAML means a list of one).
-AXES = ("models", "frameworks", "precisions", "devices", "prompt_tokens", "new_tokens", "threads")
-#: Singular names of the axes, as used in include/exclude entries and run identities.
-AXIS_KEYS = {
-    "models": "model", "frameworks": "framework", "precisions": "precision",
-    "devices": "device", "prompt_tokens": "prompt_tokens", "new_tokens": "new_tokens",
-    "threads": "threads",
-}
-
-MAX_TOKENS = 1_048_576
-MAX_THREADS = 4096
-MAX_REPETITIONS = 10_000
-MAX_WARMUP = 10_000
-MAX_QUALITY_CHUNKS = 10_000
-MAX_TIMEOUT_S = 7 * 24 * 3600.0
-MAX_COOLDOWN_S = 3600.0
-MAX_CELLS = 100_000
-MAX_SUITE_BYTES = 1 << 20
-MAX_YAML_NODES = 100_000
-MAX_YAML_DEPTH = 64
-#: Bounds of a framework's ``options`` (values passed to the runtime, stored as JSON).
-MAX_OPTION_VALUES = 10_000
-MAX_OPTION_DEPTH = 16
-MAX_TEXT = 4096
+from edgebench.harness.registry import suggest
+from edgebench.suites.validate import (  # noqa: F401  (the bounds are part of this API)
+    AXES,
+    AXIS_KEYS,
+    FIELDS,
+    MAX_CELLS,
+    MAX_REPETITIONS,
+    MAX_THREADS,
+    MAX_TOKENS,
+    MAX_WARMUP,
+    planned_cells,
+    show,
+    validate,
+)
+from edgebench.suites.yamlfile import MAX_SUITE_BYTES, parse_yaml, read_file  # noqa: F401
 
 #: Command-line flags that set a suite's fields (``Suite.override`` names them in errors).
 FLAGS = {
@@ -111,7 +85,7 @@ class Suite:
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:
-        values = _validate({f: getattr(self, f) for f in _FIELDS}, str(self.source))
+        values = validate({f: getattr(self, f) for f in FIELDS}, str(self.source))
         for key, value in values.items():
             object.__setattr__(self, key, value)
 
@@ -124,12 +98,12 @@ class Suite:
         changes = {k: _as_tuple(v) if k in AXES else v for k, v in axes.items() if v is not None}
         if not changes:
             return self
-        unknown = [k for k in changes if k not in _FIELDS]
+        unknown = [k for k in changes if k not in FIELDS]
         if unknown:
             raise TypeError(f"Suite.override: unknown field {unknown[0]!r}")
         source = f"{self.source} with command-line flags"
-        merged = {f: getattr(self, f) for f in _FIELDS} | changes
-        _validate(merged, source, flags={k: FLAGS[k] for k in changes if k in FLAGS})
+        merged = {f: getattr(self, f) for f in FIELDS} | changes
+        validate(merged, source, flags={k: FLAGS[k] for k in changes if k in FLAGS})
         return dataclasses.replace(self, **changes, source=source)
 
 
@@ -139,7 +113,6 @@ def _as_tuple(value: Any) -> tuple:
     return (value,)
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(Suite) if f.name != "source")
 _DEFAULTS = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING
              else f.default for f in dataclasses.fields(Suite)
              if f.name != "source" and (f.default is not dataclasses.MISSING
@@ -148,468 +121,20 @@ _DEFAULTS = {f.name: f.default_factory() if f.default_factory is not dataclasses
 
 # --------------------------------------------------------------------------- value checks
 
-def _show(value: Any) -> str:
-    """A value as the user wrote it, short: null, true, 'abc', 1.5, a list, a mapping."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        try:
-            text = repr(value)
-        except ValueError:  # more digits than Python converts to text
-            return f"an integer of {value.bit_length()} bits"
-        return text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
-    if isinstance(value, (str, float)):
-        text = repr(value)
-        return text if len(text) <= 60 else text[:57] + "...'"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-def _fail(text: str, at: tuple = ()) -> NoReturn:
-    """Raise the error pydantic collects; ``at`` extends its location (keys inside a value)."""
-    raise PydanticCustomError("edgebench", "{text}", {"text": text, "at": at})
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _integer(lo: int, hi: int, also: str = "") -> Callable[[Any], int]:
-    """An integer from ``lo`` (0 or 1) to ``hi`` (or the word ``also``); bool is no integer."""
-    what = "a positive integer" if lo == 1 else f"an integer of {lo} or more"
-    bounded = (f"a positive integer up to {hi:,}" if lo == 1
-               else f"an integer from {lo} to {hi:,}")
-
-    def check(value: Any) -> int:
-        if also and isinstance(value, str) and value == also:
-            return value
-        alt = f" or {also!r}" if also else ""
-        if not _is_int(value) or value < lo:
-            _fail(f"expected {what}{alt}, got {_show(value)}")
-        if value > hi:
-            _fail(f"expected {bounded}{alt}, got {_show(value)}")
-        return int(value)
-
-    return check
-
-
-def _seconds(lo_open: bool, hi: float) -> Callable[[Any], float]:
-    """A finite number of seconds, above 0 (``lo_open``) or from 0, at most ``hi``."""
-    what = (f"a number of seconds above 0 and at most {hi:g}" if lo_open
-            else f"a number of seconds from 0 to {hi:g}")
-
-    def check(value: Any) -> float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            _fail(f"expected {what}, got {_show(value)}")
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        if math.isnan(number) or number < 0 or (lo_open and number == 0) or number > hi:
-            _fail(f"expected {what}, got {_show(value)}")
-        return number
-
-    return check
-
-
-def _text(what: str, empty: bool = True) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value is None and empty:  # `description:` with nothing after it
-            return ""
-        if not isinstance(value, str) or (not empty and not value.strip()):
-            _fail(f"expected {what}, got {_show(value)}")
-        if len(value) > MAX_TEXT or "\x00" in value:
-            _fail(f"expected {what} (at most {MAX_TEXT} characters, no NUL), "
-                  f"got {_show(value)}")
-        return value
-
-    return check
-
-
-def _known(kind: str, choices: Iterable[str]) -> Callable[[Any], str]:
-    names = tuple(choices)
-
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            _fail(f"expected a {kind} name, got {_show(value)}")
-        try:
-            return check_name(kind, value, names)
-        except ConfigError as e:
-            _fail(str(e))
-
-    return check
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        _fail(f"expected true or false, got {_show(value)}")
-    return value
-
-
-_check_model = _text("a model name or path", empty=False)
-_check_framework = _known("framework", FRAMEWORKS)
-_check_precision = _known("precision", PRECISIONS)
-_check_device = _known("device", DEVICES)
-_check_tokens = _integer(1, MAX_TOKENS)
-_check_threads = _integer(1, MAX_THREADS, also="auto")
-
-#: axis -> (check of one value, what one value is)
-_AXIS_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "models": (_check_model, "a model name or path"),
-    "frameworks": (_check_framework, "a framework name"),
-    "precisions": (_check_precision, "a precision name"),
-    "devices": (_check_device, "a device name"),
-    "prompt_tokens": (_check_tokens, "a positive integer"),
-    "new_tokens": (_check_tokens, "a positive integer"),
-    "threads": (_check_threads, "a positive integer or 'auto'"),
-}
-
-
-def _listify(what: str) -> Callable[[Any], tuple]:
-    def before(value: Any) -> tuple:
-        if isinstance(value, (list, tuple)):
-            return tuple(value)
-        if value is None or isinstance(value, Mapping):
-            _fail(f"expected {what} or a list of them, got {_show(value)}")
-        return (value,)
-
-    return before
-
-
-def _nonempty(value: tuple) -> tuple:
-    if not value:
-        raise PydanticCustomError("empty", "is empty: nothing to run")
-    return value
-
-
-def _axis(axis: str) -> Any:
-    check, what = _AXIS_CHECKS[axis]
-    return Annotated[tuple[Annotated[Any, PlainValidator(check)], ...],
-                     BeforeValidator(_listify(what)), AfterValidator(_nonempty)]
-
-
-def _json_value(value: Any, at: tuple, budget: list[int]) -> Any:
-    """An option value as JSON data (the row stores it), bounded in size and depth."""
-    budget[0] -= 1
-    if budget[0] < 0:
-        _fail(f"more than {MAX_OPTION_VALUES:,} values", at)
-    if len(at) > MAX_OPTION_DEPTH:
-        _fail(f"nested more than {MAX_OPTION_DEPTH} levels deep", at)
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
-            _fail(f"expected an integer that fits 64 bits, got {_show(value)}", at)
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            _fail(f"expected a finite number, got {_show(value)}", at)
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v, (*at, i), budget) for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                _fail(f"expected setting names to be text, got {_show(k)}", at)
-            out[k] = _json_value(v, (*at, k), budget)
-        return out
-    _fail("expected a number, text, true/false, null, a list or a mapping, "
-          f"got {_show(value)}", at)
-
-
-def _check_options(value: Any) -> dict[str, dict[str, Any]]:
-    if value is None:  # `options:` with nothing under it
-        return {}
-    if not isinstance(value, Mapping):
-        _fail(f"expected a mapping of framework to its settings, got {_show(value)}")
-    budget = [MAX_OPTION_VALUES]
-    out: dict[str, dict[str, Any]] = {}
-    for fw, settings in value.items():
-        if not isinstance(fw, str):
-            _fail(f"expected a framework name, got {_show(fw)}")
-        try:
-            check_name("framework", fw, FRAMEWORKS)
-        except ConfigError as e:
-            _fail(str(e))
-        if not isinstance(settings, Mapping):
-            _fail(f"expected a mapping of settings (e.g. {{n_ctx: 512}}), got {_show(settings)}",
-                  (fw,))
-        out[fw] = _json_value(settings, (fw,), budget)
-    return out
-
-
-_ENTRY_KEYS = tuple(AXIS_KEYS.values())
-_UNSET: Any = object()
-
-
-class _Entry(BaseModel):
-    """One include/exclude entry: some axes (singular keys), each one value of that axis."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    model: Annotated[Any, PlainValidator(_check_model)] = _UNSET
-    framework: Annotated[Any, PlainValidator(_check_framework)] = _UNSET
-    precision: Annotated[Any, PlainValidator(_check_precision)] = _UNSET
-    device: Annotated[Any, PlainValidator(_check_device)] = _UNSET
-    prompt_tokens: Annotated[Any, PlainValidator(_check_tokens)] = _UNSET
-    new_tokens: Annotated[Any, PlainValidator(_check_tokens)] = _UNSET
-    threads: Annotated[Any, PlainValidator(_check_threads)] = _UNSET
-
-
-def _entry_before(value: Any) -> Any:
-    if isinstance(value, _Entry):
-        return value
-    if not isinstance(value, Mapping):
-        _fail(f"expected a mapping of axis values, e.g. {{framework: ort-genai, precision: "
-              f"int4}}, got {_show(value)}")
-    if not value:
-        raise PydanticCustomError("empty_entry", "is empty")
-    for key in value:
-        if not isinstance(key, str):
-            _fail(f"unknown key {key!r}; known: {', '.join(_ENTRY_KEYS)}")
-    return dict(value)
-
-
-def _entry_after(entry: _Entry) -> dict[str, Any]:
-    return {k: getattr(entry, k) for k in _ENTRY_KEYS if k in entry.model_fields_set}
-
-
-_EntryT = Annotated[_Entry, BeforeValidator(_entry_before), AfterValidator(_entry_after)]
-
-
-def _entries(value: Any) -> Any:
-    if value is None:  # `include:` with nothing under it
-        return ()
-    if isinstance(value, Mapping):  # one entry without the list
-        return (value,)
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    _fail(f"expected a list of mappings, got {_show(value)}")
-
-
-class _SuiteModel(BaseModel):
-    """The validated fields of a Suite (the dataclass keeps the public shape)."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    name: Annotated[Any, PlainValidator(_text("a name", empty=False))]
-    description: Annotated[Any, PlainValidator(_text("a text"))]
-    models: _axis("models")
-    frameworks: _axis("frameworks")
-    precisions: _axis("precisions")
-    devices: _axis("devices")
-    prompt_tokens: _axis("prompt_tokens")
-    new_tokens: _axis("new_tokens")
-    threads: _axis("threads")
-    repetitions: Annotated[Any, PlainValidator(_integer(1, MAX_REPETITIONS))]
-    warmup: Annotated[Any, PlainValidator(_integer(0, MAX_WARMUP))]
-    cooldown_s: Annotated[Any, PlainValidator(_seconds(False, MAX_COOLDOWN_S))]
-    timeout_s: Annotated[Any, PlainValidator(_seconds(True, MAX_TIMEOUT_S))]
-    options: Annotated[Any, PlainValidator(_check_options)]
-    include: Annotated[tuple[_EntryT, ...], BeforeValidator(_entries)] = Field(default=())
-    exclude: Annotated[tuple[_EntryT, ...], BeforeValidator(_entries)] = Field(default=())
-    quality: Annotated[Any, PlainValidator(_flag)]
-    quality_chunks: Annotated[Any, PlainValidator(_integer(1, MAX_QUALITY_CHUNKS))]
-
-    @model_validator(mode="after")
-    def _bounded(self) -> _SuiteModel:
-        n = planned_cells(self)
-        if n > MAX_CELLS:
-            sizes = " x ".join(f"{len(getattr(self, a))} {a}" for a in AXES)
-            extra = f", plus {len(self.include)} include entries" if self.include else ""
-            raise PydanticCustomError(
-                "edgebench", "{text}",
-                {"text": f"the suite plans {n:,} runs ({sizes}{extra}); at most "
-                         f"{MAX_CELLS:,}: split it into smaller suites", "at": ()})
-        return self
-
-
-def planned_cells(suite: Any) -> int:
-    """An upper bound of a suite's runs (the axes' product plus each include's), computed
-    without expanding (excludes only remove)."""
-    sizes = {AXIS_KEYS[a]: len(getattr(suite, a)) for a in AXES}
-    n = math.prod(sizes.values())
-    for entry in suite.include:
-        n += math.prod(v for k, v in sizes.items() if k not in entry)
-    return n
-
-
-# --------------------------------------------------------------------------- errors
-
-def _path(loc: Iterable[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _describe(err: Mapping[str, Any], flags: Mapping[str, str] | None) -> tuple[bool, str]:
-    """One pydantic error as ``path: message``; True first when it names a flag."""
-    loc = tuple(err.get("loc", ()))
-    ctx = err.get("ctx") or {}
-    kind = err.get("type")
-    by_flag = bool(flags) and bool(loc) and loc[0] in flags
-    if kind == "extra_forbidden":
-        key = loc[-1]
-        known = _ENTRY_KEYS if len(loc) > 1 else _FIELDS
-        where = _path(loc[:-1])
-        hint = suggest(str(key), known)
-        text = f"unknown key {key!r}{hint}"
-        if len(loc) > 1:
-            text += f"; known: {', '.join(known)}"
-        return by_flag, f"{where}: {text}" if where else text
-    loc = loc + tuple(ctx.get("at", ()))
-    where = flags[loc[0]] if by_flag else _path(loc)
-    if kind == "empty":
-        return by_flag, f"{where} is empty: nothing to run"
-    if kind == "empty_entry":
-        return by_flag, f"{where} is empty: name at least one axis value, e.g. {{framework: mlx}}"
-    text = ctx.get("text") or err.get("msg", "invalid value")
-    return by_flag, f"{where}: {text}" if where else text
-
-
-def _config_error(exc: ValidationError, source: str,
-                  flags: Mapping[str, str] | None = None) -> ConfigError:
-    errors = exc.errors(include_url=False)
-    by_flag, first = _describe(errors[0], flags)
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    text = first if by_flag else f"{source}: {first}"
-    return ConfigError(" ".join(f"{text}{more}".split("\n")))
-
-
-def _validate(values: Mapping[str, Any], source: str,
-              flags: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The values of a suite's fields, checked and normalised, or a one-line ConfigError."""
-    for key in values:
-        if not isinstance(key, str):
-            raise ConfigError(f"{source}: unknown key {_show(key)}")
-    try:
-        model = _SuiteModel.model_validate(dict(values))
-    except ValidationError as e:
-        raise _config_error(e, source, flags) from None
-    except RecursionError:  # a structure built in Python, nested past the interpreter's limit
-        raise ConfigError(f"{source}: a value is nested too deeply") from None
-    return {f: getattr(model, f) for f in _FIELDS}
-
-
 def suite_from_mapping(data: Any, source: str) -> Suite:
     """Build a Suite from parsed YAML, rejecting unknown keys and bad values by name."""
     if data is None:
         raise ConfigError(f"{source} is empty: a suite is a YAML mapping of settings")
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: a suite must be a YAML mapping, got {_show(data)}")
+        raise ConfigError(f"{source}: a suite must be a YAML mapping, got {show(data)}")
     values = {**_DEFAULTS, "name": Path(source).stem, **data}
-    return Suite(**_validate(values, source), source=source)
+    return Suite(**validate(values, source), source=source)
 
-
-# --------------------------------------------------------------------------- files
 
 def builtin_suites() -> list[str]:
     """Names of the suites shipped with edgebench."""
     folder = resources.files("edgebench.suites") / "builtin"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-def _read_file(path: Path) -> str:
-    """A suite file's text, or a ConfigError saying what the path is instead."""
-    what = f"suite file {path}"
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} does not exist") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{what} cannot be read: {getattr(e, 'strerror', None) or e}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ConfigError(f"{what} is a directory, not a YAML file")
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{what} is not a regular file")
-    if st.st_size == 0:
-        raise ConfigError(f"{what} is empty: a suite is a YAML mapping of settings")
-    if st.st_size > MAX_SUITE_BYTES:
-        raise ConfigError(f"{what} is {st.st_size:,} bytes: a suite file is at most "
-                          f"{MAX_SUITE_BYTES:,}")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{what} cannot be read: {e.strerror or e}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{what} is not UTF-8 text (bad byte at offset {e.start})") from None
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
-
-
-def _check_expanded_size(root: yaml.Node, source: str) -> None:
-    """Refuse a YAML graph whose aliases expand to an absurd size (a "billion laughs"),
-    a recursive alias, or nesting past ``MAX_YAML_DEPTH``, before constructing it (PyYAML's
-    merge keys copy what they merge, so constructing such a graph can take minutes and GBs).
-    """
-    sizes: dict[int, int] = {}
-    open_nodes: set[int] = set()
-    stack: list[tuple[yaml.Node, int, bool]] = [(root, 0, False)]
-    while stack:
-        node, depth, closing = stack.pop()
-        key = id(node)
-        if closing:
-            open_nodes.discard(key)
-            total = 1 + sum(sizes[id(c)] for c in _children(node))
-            if total > MAX_YAML_NODES:
-                raise ConfigError(
-                    f"{source}: the YAML expands to more than {MAX_YAML_NODES:,} values "
-                    "(aliases repeat what their anchors hold); refused")
-            sizes[key] = total
-            continue
-        if key in sizes:
-            continue
-        if key in open_nodes:
-            raise ConfigError(f"{source}: a YAML alias refers to itself (recursive anchor)")
-        if depth > MAX_YAML_DEPTH:
-            raise ConfigError(f"{source}: the YAML is nested more than {MAX_YAML_DEPTH} "
-                              "levels deep")
-        open_nodes.add(key)
-        stack.append((node, depth, True))
-        stack.extend((c, depth + 1, False) for c in _children(node) if id(c) not in sizes)
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    """Parse one YAML document safely: bounded in size after aliases, in depth, and every
-    failure a one-line ConfigError naming ``source`` (and the line where YAML says)."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_expanded_size(node, source)
-        return loader.construct_document(node)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{source}: malformed YAML{at}: {problem}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: the YAML is nested too deeply") from None
-    except (ValueError, OverflowError) as e:  # e.g. an integer of 5000 digits, 2024-02-30
-        reason = (str(e).splitlines() or ["bad value"])[0][:120]
-        raise ConfigError(f"{source}: malformed YAML: a value cannot be read ({reason})") \
-            from None
-    finally:
-        loader.dispose()
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -621,7 +146,7 @@ def load_suite(name_or_path: str) -> Suite:
     """
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        text, source = _read_file(path), str(path)
+        text, source = read_file(path), str(path)
     elif name_or_path in builtin_suites():
         res = resources.files("edgebench.suites") / "builtin" / f"{name_or_path}.yaml"
         text, source = res.read_text(encoding="utf-8"), f"builtin suite {name_or_path}"
