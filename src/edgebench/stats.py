@@ -1,0 +1,288 @@
+"""Telling change from noise: one statistics layer for ``gate``, ``history`` and ``recommend``.
+
+Pure functions over sample lists (numpy, scipy). Two sample sets of one metric are compared by
+the ratio of their medians with a bootstrap confidence interval, the Hodges-Lehmann shift and
+the Mann-Whitney U p-value; quality is compared paired, over the same chunks, with a block
+bootstrap by chunk. A verdict is one of ``VERDICTS``:
+
+- **regressed**: the point estimate is worse than the limit, the interval excludes no change
+  and the p-value reaches ``alpha``;
+- **improved**: likewise, better by more than the limit;
+- **unchanged**: the interval lies inside +/- the margin (equivalence, not overlap);
+- **inconclusive**: anything else, with how many samples per side would likely settle it.
+
+Every resampling is seeded, so one input gives one answer. docs/statistics.md has the method.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+VERDICTS = ("improved", "regressed", "unchanged", "inconclusive")
+#: Resamples of every bootstrap (the interval's endpoints move by well under 1 % between seeds
+#: at this count for 5-50 samples).
+N_BOOT = 4000
+#: Most samples per side ``samples_needed`` will suggest (beyond it: "more than this").
+MAX_SUGGESTED = 1000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Baseline ``a`` against candidate ``b`` for one metric (``change`` is candidate relative
+    to baseline: a ratio for relative limits, a difference for absolute ones)."""
+
+    n_baseline: int
+    n_candidate: int
+    baseline: float  # median of a
+    candidate: float  # median of b
+    relative: bool  # True: change is b/a; False: change is b - a
+    change: float
+    low: float  # confidence interval of ``change``
+    high: float
+    confidence: float
+    shift: float  # Hodges-Lehmann estimate of b - a (median of pairwise differences)
+    p_value: float  # Mann-Whitney U, two-sided (1.0 when it cannot be computed)
+    p_floor: float  # the smallest two-sided p-value these sample sizes can reach
+    verdict: str
+    reason: str
+    samples_needed: int | None = None  # per side, to likely settle an inconclusive verdict
+
+    @property
+    def change_pct(self) -> float | None:
+        """The relative change in percent (None for absolute comparisons)."""
+        return (self.change - 1.0) * 100.0 if self.relative else None
+
+
+def _clean(x: Sequence[float]) -> np.ndarray:
+    arr = np.asarray([v for v in x if v is not None], dtype=float)
+    return arr[np.isfinite(arr)]
+
+
+def p_floor(n: int, m: int) -> float:
+    """The smallest two-sided Mann-Whitney p-value reachable with ``n`` and ``m`` samples:
+    every ordering is equally likely under no change, so the most extreme one has probability
+    1 / C(n+m, n), doubled for two sides (5 vs 5: 2/252 = 0.0079)."""
+    if n < 1 or m < 1:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n + m, n))
+
+
+def hodges_lehmann(a: Sequence[float], b: Sequence[float]) -> float:
+    """The Hodges-Lehmann shift: the median of all pairwise differences ``b_j - a_i``."""
+    a, b = _clean(a), _clean(b)
+    return float(np.median(b[:, None] - a[None, :]))
+
+
+def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Mann-Whitney U p-value (exact when small and without ties, else normal)."""
+    from scipy.stats import mannwhitneyu
+
+    a, b = _clean(a), _clean(b)
+    if len(a) < 1 or len(b) < 1 or (np.ptp(np.concatenate([a, b])) == 0):
+        return 1.0
+    return float(mannwhitneyu(b, a, alternative="two-sided").pvalue)
+
+
+def _boot_medians(x: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    return np.median(x[idx], axis=1)
+
+
+def bootstrap_interval(a: Sequence[float], b: Sequence[float], *, relative: bool = True,
+                       confidence: float = 0.95, n_boot: int = N_BOOT,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(b)/median(a) (``relative``) or of
+    median(b) - median(a), resampling each side on its own."""
+    a, b = _clean(a), _clean(b)
+    rng = np.random.default_rng(seed)
+    ma, mb = _boot_medians(a, rng, n_boot), _boot_medians(b, rng, n_boot)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = mb / ma if relative else mb - ma
+    stat = stat[np.isfinite(stat)]
+    tail = (1 - confidence) / 2
+    return float(np.quantile(stat, tail)), float(np.quantile(stat, 1 - tail))
+
+
+def _needed(n: int, low: float, high: float, change: float, no_change: float,
+            margin: float, relative: bool) -> int | None:
+    """Samples per side that would likely shrink the interval enough to decide: the
+    half-width scales as 1/sqrt(n), so n' = n (half / room)^2, where room is the distance
+    to the nearer decision (inside the margin, or clear of no change)."""
+    tx = math.log if relative else (lambda v: v)
+    try:
+        est, lo, hi, zero = tx(change), tx(low), tx(high), tx(no_change)
+        band = math.log1p(margin) if relative else margin
+    except ValueError:
+        return None
+    half = (hi - lo) / 2
+    room = max(band - abs(est - zero), abs(est - zero))
+    if half <= 0 or room <= 0:
+        return None
+    return min(MAX_SUGGESTED + 1, max(n + 1, math.ceil(n * (half / room) ** 2)))
+
+
+def compare(a: Sequence[float], b: Sequence[float], *, worse: str, limit: float,
+            relative: bool = True, margin: float | None = None, confidence: float = 0.95,
+            alpha: float = 0.05, n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
+    """Compare candidate ``b`` to baseline ``a``.
+
+    Args:
+        a, b: samples of one metric (None and non-finite values are dropped).
+        worse: ``"higher"`` when a higher value is worse (latency, memory, KLD), ``"lower"``
+            when a lower one is (tokens/s).
+        limit: how much worse counts as a regression, as a positive fraction for a
+            ``relative`` comparison (0.05: 5 %) or in the metric's units otherwise.
+        margin: the equivalence band (default: ``limit``), same units.
+        confidence: of the bootstrap interval; alpha: the p-value a verdict must reach.
+
+    Raises:
+        ValueError: ``worse`` not higher/lower, a negative limit or margin, or a side with no
+            finite sample.
+    """
+    if worse not in ("higher", "lower"):
+        raise ValueError(f"worse must be 'higher' or 'lower', got {worse!r}")
+    margin = limit if margin is None else margin
+    if limit < 0 or margin < 0:
+        raise ValueError("limit and margin are sizes: give them as positive numbers")
+    xa, xb = _clean(a), _clean(b)
+    if len(xa) == 0 or len(xb) == 0:
+        raise ValueError("both sides need at least one finite sample")
+    ma, mb = float(np.median(xa)), float(np.median(xb))
+    if relative and ma == 0:
+        raise ValueError("a relative comparison needs a non-zero baseline median")
+    change = mb / ma if relative else mb - ma
+    no_change = 1.0 if relative else 0.0
+    if len(xa) > 1 and len(xb) > 1:
+        low, high = bootstrap_interval(xa, xb, relative=relative, confidence=confidence,
+                                       n_boot=n_boot, seed=seed)
+    else:  # one value on a side: no spread to resample; the interval is unknown
+        low, high = -math.inf if not relative else 0.0, math.inf
+    p, floor = mann_whitney_p(xa, xb), p_floor(len(xa), len(xb))
+    sign = 1.0 if worse == "higher" else -1.0  # worse direction of change - no_change
+    if relative:
+        worse_edge, better_edge = 1 + sign * limit, 1 - sign * limit
+        band = (1 - margin, 1 + margin)
+    else:
+        worse_edge, better_edge = sign * limit, -sign * limit
+        band = (-margin, margin)
+    crosses_worse = sign * (change - worse_edge) > 0
+    crosses_better = sign * (better_edge - change) > 0
+    excludes = low > no_change or high < no_change
+    significant = p <= alpha
+    unit = "x" if relative else ""
+    interval = f"{low:.3g}{unit}..{high:.3g}{unit} ({confidence:.0%})"
+    needed = None
+    if excludes and significant and crosses_worse:
+        verdict, reason = "regressed", f"worse than the limit; interval {interval} excludes " \
+                                       f"no change, p = {p:.2g}"
+    elif excludes and significant and crosses_better:
+        verdict, reason = "improved", f"better beyond the limit; interval {interval} " \
+                                      f"excludes no change, p = {p:.2g}"
+    elif band[0] <= low and high <= band[1]:
+        verdict, reason = "unchanged", f"interval {interval} inside +/-{margin:g}" \
+                                       f"{' (relative)' if relative else ''}"
+    else:
+        verdict = "inconclusive"
+        if floor > alpha:
+            reason = (f"{len(xa)} vs {len(xb)} samples cannot reach p <= {alpha:g} (the "
+                      f"smallest possible p is {floor:.2g}): measure more")
+        else:
+            reason = f"interval {interval} neither inside the margin nor clear of no " \
+                     f"change: measure more"
+        needed = _needed(min(len(xa), len(xb)), low, high, change, no_change, margin, relative)
+        if floor > alpha:
+            n = min(len(xa), len(xb))
+            while p_floor(n, n) > alpha:
+                n += 1
+            needed = max(needed or 0, n)
+    return Comparison(len(xa), len(xb), ma, mb, relative, change, low, high, confidence,
+                      hodges_lehmann(xa, xb), p, floor, verdict, reason, needed)
+
+
+def block_bootstrap(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95,
+                    n_boot: int = N_BOOT, seed: int = 0,
+                    stat: Callable[[np.ndarray], np.ndarray] | None = None,
+                    ) -> tuple[float, float, float]:
+    """Paired comparison over the same blocks (quality chunks): the mean of ``b - a`` per
+    block and its percentile interval, resampling whole blocks (both sides together, so what
+    the chunks share cancels). Returns (estimate, low, high).
+
+    Raises:
+        ValueError: the two sides have different block counts, or none.
+    """
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if xa.shape != xb.shape or xa.size == 0:
+        raise ValueError(f"paired blocks must match: {xa.size} vs {xb.size}")
+    d = xb - xa
+    f = stat or (lambda m: m.mean(axis=-1))
+    rng = np.random.default_rng(seed)
+    boots = f(d[rng.integers(0, d.size, size=(n_boot, d.size))])
+    tail = (1 - confidence) / 2
+    return float(f(d[None, :])[0]), float(np.quantile(boots, tail)), \
+        float(np.quantile(boots, 1 - tail))
+
+
+def probability_best(samples: Mapping[str, Sequence[float]], *, higher_is_better: bool,
+                     n_boot: int = N_BOOT, seed: int = 0) -> dict[str, float]:
+    """Each candidate's probability of having the best median, by bootstrapping every
+    candidate's samples on its own (ties split evenly). A candidate with one sample keeps it
+    in every resample (it has no spread to draw from)."""
+    names = [k for k, v in samples.items() if len(_clean(v))]
+    if not names:
+        return {}
+    rng = np.random.default_rng(seed)
+    meds = np.stack([_boot_medians(_clean(samples[k]), rng, n_boot) for k in names])
+    best = meds.max(axis=0) if higher_is_better else meds.min(axis=0)
+    wins = (meds == best[None, :]).astype(float)
+    wins /= wins.sum(axis=0, keepdims=True)
+    return {k: float(w) for k, w in zip(names, wins.mean(axis=1))} | \
+        {k: 0.0 for k in samples if k not in names}
+
+
+def equivalent(a: Sequence[float], b: Sequence[float], *, margin: float = 0.05,
+               confidence: float = 0.95, seed: int = 0) -> bool:
+    """Whether the ratio of medians b/a lies, with its whole interval, inside +/- ``margin``
+    (equivalence; overlapping ranges are not evidence of it)."""
+    xa, xb = _clean(a), _clean(b)
+    if len(xa) < 2 or len(xb) < 2:
+        return False
+    low, high = bootstrap_interval(xa, xb, confidence=confidence, seed=seed)
+    return 1 - margin <= low and high <= 1 + margin
+
+
+def change_points(points: Sequence[float | Sequence[float]], *, min_size: int = 2,
+                  alpha: float = 0.01, min_shift: float = 0.05) -> list[int]:
+    """Indices where a series steps to a new level that persists (binary segmentation).
+
+    ``points`` are in time order, each one value or the samples of one session (a nightly
+    run's repetitions: more samples, more power). A split at ``i`` is kept when both sides
+    hold at least ``min_size`` points (one outlier is no step), the medians of their samples
+    differ by more than ``min_shift`` (relative), and a Mann-Whitney test over their samples
+    separates them at ``alpha``; each side is then searched again.
+    """
+    pts = [_clean(p if isinstance(p, (list, tuple, np.ndarray)) else [p]) for p in points]
+    found: list[int] = []
+
+    def search(lo: int, hi: int) -> None:
+        best, best_p = None, alpha
+        for i in range(lo + min_size, hi - min_size + 1):
+            left, right = np.concatenate(pts[lo:i]), np.concatenate(pts[i:hi])
+            if not len(left) or not len(right):
+                continue
+            ml, mr = float(np.median(left)), float(np.median(right))
+            if ml == 0 or abs(mr / ml - 1) <= min_shift:
+                continue
+            p = mann_whitney_p(left, right)
+            if p <= best_p:
+                best, best_p = i, p
+        if best is not None:
+            found.append(best)
+            search(lo, best)
+            search(best, hi)
+
+    search(0, len(pts))
+    return sorted(found)
