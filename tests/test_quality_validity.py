@@ -398,3 +398,15 @@ def test_storage_floor_is_below_float16s_on_peaked_distributions():
     assert np.abs(floor).mean() < f16.mean() / 100
     assert np.percentile(np.abs(floor), 99) < np.percentile(f16, 99) / 100
     assert floor.min() > -1e-6  # a distribution: negative only by float32 rounding
+
+
+def test_rows_carry_per_chunk_values_for_paired_comparisons(tmp_path, fake_frameworks):
+    """chunk_nll / chunk_kld: one mean per chunk, in order; equal chunk sizes make their
+    means the row's perplexity and KLD (what a paired, chunk-level bootstrap resamples)."""
+    spec = _spec(tmp_path, write_reference=True)
+    measure_quality(_run("quick", precision="f16"), CTX, spec)
+    run = measure_quality(_run("noisy"), CTX, dataclasses.replace(spec, write_reference=False))
+    assert run.status == "ok", run.message
+    assert len(run.chunk_nll) == len(run.chunk_kld) == len(spec.chunks) == 2
+    assert np.exp(np.mean(run.chunk_nll)) == pytest.approx(run.ppl)
+    assert np.mean(run.chunk_kld) == pytest.approx(run.kld_mean)

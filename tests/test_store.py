@@ -1,6 +1,7 @@
 """Store round trip, schema version checks, atomic session files, DuckDB queries."""
 
 import dataclasses
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -140,3 +141,16 @@ def test_kind_joins_run_key_only_when_not_speed():
     assert run_key(ident) == run_key({**ident, "kind": "speed"}) == run_key({**ident,
                                                                             "kind": None})
     assert run_key({**ident, "kind": "quality"}) != run_key(ident)
+
+
+def test_a_v3_file_reads_with_the_v4_columns_null(tmp_path):
+    """Schema v4 added the per-chunk quality columns; a v3 file reads with them null."""
+    import shutil
+
+    fixture = Path(__file__).parent / "data" / "store-v3-row.parquet"
+    shutil.copy(fixture, tmp_path / "v3.parquet")
+    st = Store(tmp_path)
+    df = st.query("SELECT schema_version, kind, kld_mean, chunk_nll, chunk_kld FROM runs")
+    assert not st.skipped
+    assert df.to_dict("records") == [{"schema_version": 3, "kind": "quality", "kld_mean": 0.01,
+                                      "chunk_nll": None, "chunk_kld": None}]

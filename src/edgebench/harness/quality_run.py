@@ -168,6 +168,8 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
             ppl_reference=reference_ppl(ref_dir, len(spec.chunks)).ppl,
             kld_mean=div.kld_mean, kld_stderr=div.kld_stderr, kld_p99=div.kld_p99,
             top1_agree=div.top1_agree, kld_floor_mean=floor_mean, kld_floor_p99=floor_p99,
+            chunk_nll=[float(np.mean(c)) for c in nll],
+            chunk_kld=[float(np.mean(c)) for c in kld],
             load_s=load.load_s, peak_rss_mb=mem.peak_mb,
             rss_baseline_mb=baseline_mb, rss_delta_mb=mem.peak_mb - baseline_mb,
             energy_method="none",

@@ -16,11 +16,12 @@ import pyarrow as pa
 from edgebench.harness.metrics import TIMING_METRICS
 
 #: Bumped whenever a column changes meaning, type or name. Checked on every read.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Older versions this one reads: their files lack only columns added since (read as null).
 #: v2 added ``kind`` and the quality columns; v3 the validity columns (flags, machine_busy,
-#: launches, the kernel's memory figures, runtime cross-checks, the KLD floor).
-UPGRADABLE_VERSIONS = (1, 2)
+#: launches, the kernel's memory figures, runtime cross-checks, the KLD floor); v4 the
+#: per-chunk quality values that paired comparisons resample (``chunk_nll``, ``chunk_kld``).
+UPGRADABLE_VERSIONS = (1, 2, 3)
 KINDS = ("speed", "quality")
 
 STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
@@ -179,6 +180,10 @@ _OPTIONAL: dict[str, Any] = {
     "kld_floor_mean": float | None,
     "kld_floor_p99": float | None,
     "reference_storage": str | None,  # how the reference log-probs are stored
+    # --- v4: per-chunk quality, in chunk order (every candidate scores the same chunks, so
+    # two rows compare paired, chunk by chunk: edgebench.stats.block_bootstrap)
+    "chunk_nll": list[float] | None,  # mean negative log-likelihood of each chunk
+    "chunk_kld": list[float] | None,  # mean KL divergence from the reference of each chunk
 }
 
 RunRecord = dataclasses.make_dataclass(
