@@ -136,3 +136,38 @@ def test_change_points_find_a_persisting_step_not_an_outlier():
     assert stats.change_points([[100, 101, 99]] * 5 + [[200, 201, 199]]
                                + [[100, 101, 99]] * 4) == []
     assert stats.change_points(steady) == []
+
+
+def test_launches_widen_the_interval_when_processes_differ():
+    """Four launches, each tight inside but at levels 6 % apart: pooled, 20 samples look
+    like a tight "unchanged"; resampled by launch, the between-process spread counts."""
+    rng = np.random.default_rng(0)
+    a = np.concatenate([lv * (1 + 0.003 * rng.standard_normal(5)) for lv in (100, 106, 95, 102)])
+    labels = [i for i in range(4) for _ in range(5)]
+    b = 101 * (1 + 0.003 * rng.standard_normal(20))
+    pooled = stats.compare(a, b, worse="lower", limit=0.05)
+    clustered = stats.compare(a, b, worse="lower", limit=0.05, launches=(labels, None))
+    assert pooled.verdict == "unchanged" and clustered.verdict == "inconclusive"
+    assert clustered.high - clustered.low > 3 * (pooled.high - pooled.low)
+    assert "by launch" in clustered.reason
+    with pytest.raises(ValueError):
+        stats.compare(a, b, worse="lower", limit=0.05, launches=([0, 1], None))
+
+
+def test_too_few_values_never_claim_no_change():
+    c = stats.compare([100, 100.1, 99.9], [100, 100.1, 99.9], worse="lower", limit=0.05)
+    assert c.verdict == "inconclusive" and "too few to claim no change" in c.reason
+    assert c.samples_needed >= stats.MIN_UNCHANGED
+
+
+def test_paired_compare_kld_and_perplexity():
+    base = [0.010, 0.012, 0.011, 0.013, 0.010, 0.012]
+    worse = [x + 0.03 for x in base]
+    kld = stats.paired_compare(base, worse, worse="higher", limit=0.01)
+    assert kld.verdict == "regressed" and kld.change == pytest.approx(0.03)
+    assert math.isnan(kld.p_value)
+    nll = [2.0, 2.5, 3.0, 2.2, 2.8, 2.4]
+    same = stats.paired_compare(nll, [x + 0.001 for x in nll], worse="higher", limit=0.05,
+                                relative=True)
+    assert same.verdict == "unchanged" and same.change == pytest.approx(math.exp(0.001))
+    assert same.baseline == pytest.approx(math.exp(np.mean(nll)))

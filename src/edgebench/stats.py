@@ -28,6 +28,9 @@ VERDICTS = ("improved", "regressed", "unchanged", "inconclusive")
 N_BOOT = 4000
 #: Most samples per side ``samples_needed`` will suggest (beyond it: "more than this").
 MAX_SUGGESTED = 1000
+#: Fewest values a side for an "unchanged" verdict: the bootstrap interval of a median of 2 or
+#: 3 values takes so few distinct values that it looks tight whatever the noise.
+MIN_UNCHANGED = 4
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,79 @@ def _needed(n: int, low: float, high: float, change: float, no_change: float,
     return min(MAX_SUGGESTED + 1, max(n + 1, math.ceil(n * (half / room) ** 2)))
 
 
+def _groups(x: Sequence[float], groups: Sequence[int] | None) -> list[np.ndarray] | None:
+    """Samples split by launch (None when there is one launch or no labels)."""
+    if groups is None:
+        return None
+    vals = list(x)
+    if len(groups) != len(vals):
+        raise ValueError(f"{len(groups)} launch labels for {len(vals)} samples")
+    by: dict[int, list[float]] = {}
+    for g, v in zip(groups, vals):
+        if v is not None and math.isfinite(v):
+            by.setdefault(int(g), []).append(float(v))
+    return [np.asarray(v) for v in by.values()] if len(by) > 1 else None
+
+
+def _cluster_medians(parts: list[np.ndarray], rng: np.random.Generator,
+                     n_boot: int) -> np.ndarray:
+    """Medians of a two-level bootstrap: draw launches with replacement, then samples within
+    each drawn launch (between-process variance counts, not only within-process)."""
+    out = np.empty(n_boot)
+    picks = rng.integers(0, len(parts), size=(n_boot, len(parts)))
+    for i in range(n_boot):
+        drawn = [parts[j][rng.integers(0, len(parts[j]), len(parts[j]))] for j in picks[i]]
+        out[i] = np.median(np.concatenate(drawn))
+    return out
+
+
+def _verdict(*, change: float, low: float, high: float, p: float | None, floor: float | None,
+             relative: bool, worse: str, limit: float, margin: float, alpha: float, n: int,
+             interval: str) -> tuple[str, str, int | None]:
+    """The verdict rule (module docstring) for a change and its interval; ``p`` None for a
+    paired comparison, which decides on the interval alone."""
+    no_change = 1.0 if relative else 0.0
+    sign = 1.0 if worse == "higher" else -1.0  # worse direction of change - no_change
+    if relative:
+        worse_edge, better_edge = 1 + sign * limit, 1 - sign * limit
+        band = (1 - margin, 1 + margin)
+    else:
+        worse_edge, better_edge, band = sign * limit, -sign * limit, (-margin, margin)
+    excludes = low > no_change or high < no_change
+    significant = p is None or p <= alpha
+    at_p = f", p = {p:.2g}" if p is not None else ""
+    if excludes and significant and sign * (change - worse_edge) > 0:
+        return ("regressed", f"worse than the limit; interval {interval} excludes no change"
+                f"{at_p}", None)
+    if excludes and significant and sign * (better_edge - change) > 0:
+        return ("improved", f"better beyond the limit; interval {interval} excludes no "
+                f"change{at_p}", None)
+    if band[0] <= low and high <= band[1] and n >= MIN_UNCHANGED:
+        return ("unchanged", f"interval {interval} inside +/-{margin:g}"
+                f"{' (relative)' if relative else ''}", None)
+    needed = _needed(n, low, high, change, no_change, margin, relative)
+    if n < MIN_UNCHANGED and band[0] <= low and high <= band[1]:
+        reason = (f"interval {interval} inside the margin, but {n} values a side are too few "
+                  f"to claim no change (at least {MIN_UNCHANGED}): measure more")
+        needed = max(needed or 0, MIN_UNCHANGED)
+    elif floor is not None and floor > alpha:
+        reason = (f"{n} samples a side cannot reach p <= {alpha:g} (the smallest possible p "
+                  f"is {floor:.2g}): measure more")
+        k = n
+        while p_floor(k, k) > alpha:
+            k += 1
+        needed = max(needed or 0, k)
+    else:
+        reason = (f"interval {interval} neither inside the margin nor clear of no change: "
+                  "measure more")
+    return "inconclusive", reason, needed
+
+
 def compare(a: Sequence[float], b: Sequence[float], *, worse: str, limit: float,
             relative: bool = True, margin: float | None = None, confidence: float = 0.95,
-            alpha: float = 0.05, n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
+            alpha: float = 0.05, n_boot: int = N_BOOT, seed: int = 0,
+            launches: tuple[Sequence[int] | None, Sequence[int] | None] = (None, None),
+            ) -> Comparison:
     """Compare candidate ``b`` to baseline ``a``.
 
     Args:
@@ -138,16 +211,20 @@ def compare(a: Sequence[float], b: Sequence[float], *, worse: str, limit: float,
             ``relative`` comparison (0.05: 5 %) or in the metric's units otherwise.
         margin: the equivalence band (default: ``limit``), same units.
         confidence: of the bootstrap interval; alpha: the p-value a verdict must reach.
+        launches: the launch index of each sample of ``a`` and of ``b`` (a row's
+            ``sample_launch``); a side with two or more launches is resampled launch first,
+            then samples within (a cluster bootstrap), so between-process variance counts.
 
     Raises:
-        ValueError: ``worse`` not higher/lower, a negative limit or margin, or a side with no
-            finite sample.
+        ValueError: ``worse`` not higher/lower, a negative limit or margin, a side with no
+            finite sample, or launch labels that do not match the samples.
     """
     if worse not in ("higher", "lower"):
         raise ValueError(f"worse must be 'higher' or 'lower', got {worse!r}")
     margin = limit if margin is None else margin
     if limit < 0 or margin < 0:
         raise ValueError("limit and margin are sizes: give them as positive numbers")
+    ga, gb = _groups(a, launches[0]), _groups(b, launches[1])
     xa, xb = _clean(a), _clean(b)
     if len(xa) == 0 or len(xb) == 0:
         raise ValueError("both sides need at least one finite sample")
@@ -155,52 +232,64 @@ def compare(a: Sequence[float], b: Sequence[float], *, worse: str, limit: float,
     if relative and ma == 0:
         raise ValueError("a relative comparison needs a non-zero baseline median")
     change = mb / ma if relative else mb - ma
-    no_change = 1.0 if relative else 0.0
     if len(xa) > 1 and len(xb) > 1:
-        low, high = bootstrap_interval(xa, xb, relative=relative, confidence=confidence,
-                                       n_boot=n_boot, seed=seed)
-    else:  # one value on a side: no spread to resample; the interval is unknown
-        low, high = -math.inf if not relative else 0.0, math.inf
-    p, floor = mann_whitney_p(xa, xb), p_floor(len(xa), len(xb))
-    sign = 1.0 if worse == "higher" else -1.0  # worse direction of change - no_change
-    if relative:
-        worse_edge, better_edge = 1 + sign * limit, 1 - sign * limit
-        band = (1 - margin, 1 + margin)
-    else:
-        worse_edge, better_edge = sign * limit, -sign * limit
-        band = (-margin, margin)
-    crosses_worse = sign * (change - worse_edge) > 0
-    crosses_better = sign * (better_edge - change) > 0
-    excludes = low > no_change or high < no_change
-    significant = p <= alpha
-    unit = "x" if relative else ""
-    interval = f"{low:.3g}{unit}..{high:.3g}{unit} ({confidence:.0%})"
-    needed = None
-    if excludes and significant and crosses_worse:
-        verdict, reason = "regressed", f"worse than the limit; interval {interval} excludes " \
-                                       f"no change, p = {p:.2g}"
-    elif excludes and significant and crosses_better:
-        verdict, reason = "improved", f"better beyond the limit; interval {interval} " \
-                                      f"excludes no change, p = {p:.2g}"
-    elif band[0] <= low and high <= band[1]:
-        verdict, reason = "unchanged", f"interval {interval} inside +/-{margin:g}" \
-                                       f"{' (relative)' if relative else ''}"
-    else:
-        verdict = "inconclusive"
-        if floor > alpha:
-            reason = (f"{len(xa)} vs {len(xb)} samples cannot reach p <= {alpha:g} (the "
-                      f"smallest possible p is {floor:.2g}): measure more")
+        if ga is None and gb is None:
+            low, high = bootstrap_interval(xa, xb, relative=relative, confidence=confidence,
+                                           n_boot=n_boot, seed=seed)
         else:
-            reason = f"interval {interval} neither inside the margin nor clear of no " \
-                     f"change: measure more"
-        needed = _needed(min(len(xa), len(xb)), low, high, change, no_change, margin, relative)
-        if floor > alpha:
-            n = min(len(xa), len(xb))
-            while p_floor(n, n) > alpha:
-                n += 1
-            needed = max(needed or 0, n)
+            rng = np.random.default_rng(seed)
+            ba = _cluster_medians(ga, rng, n_boot) if ga else _boot_medians(xa, rng, n_boot)
+            bb = _cluster_medians(gb, rng, n_boot) if gb else _boot_medians(xb, rng, n_boot)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                stat = bb / ba if relative else bb - ba
+            stat, tail = stat[np.isfinite(stat)], (1 - confidence) / 2
+            low, high = float(np.quantile(stat, tail)), float(np.quantile(stat, 1 - tail))
+    else:  # one value on a side: no spread to resample; the interval is unknown
+        low, high = (0.0 if relative else -math.inf), math.inf
+    p, floor = mann_whitney_p(xa, xb), p_floor(len(xa), len(xb))
+    unit = "x" if relative else ""
+    by = " by launch" if ga or gb else ""
+    interval = f"{low:.3g}{unit}..{high:.3g}{unit} ({confidence:.0%}{by})"
+    verdict, reason, needed = _verdict(
+        change=change, low=low, high=high, p=p, floor=floor, relative=relative, worse=worse,
+        limit=limit, margin=margin, alpha=alpha, n=min(len(xa), len(xb)), interval=interval)
     return Comparison(len(xa), len(xb), ma, mb, relative, change, low, high, confidence,
                       hodges_lehmann(xa, xb), p, floor, verdict, reason, needed)
+
+
+def paired_compare(a: Sequence[float], b: Sequence[float], *, worse: str, limit: float,
+                   relative: bool = False, margin: float | None = None,
+                   confidence: float = 0.95, n_boot: int = N_BOOT,
+                   seed: int = 0) -> Comparison:
+    """Compare per-block values scored on the same blocks (quality chunks), paired.
+
+    ``change`` is the mean per-block difference b - a (``relative`` False, e.g. KLD) or
+    exp of it (``relative`` True: ``a`` and ``b`` are per-chunk mean NLLs, so the change is
+    the perplexity ratio); its interval comes from ``block_bootstrap``. The verdict follows the
+    module's rule on the interval alone (``p_value`` is NaN: no test is run).
+
+    Raises:
+        ValueError: bad ``worse``/limit/margin, or block counts that differ.
+    """
+    if worse not in ("higher", "lower"):
+        raise ValueError(f"worse must be 'higher' or 'lower', got {worse!r}")
+    margin = limit if margin is None else margin
+    if limit < 0 or margin < 0:
+        raise ValueError("limit and margin are sizes: give them as positive numbers")
+    est, lo, hi = block_bootstrap(a, b, confidence=confidence, n_boot=n_boot, seed=seed)
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if relative:
+        change, low, high = math.exp(est), math.exp(lo), math.exp(hi)
+        base, cand = math.exp(xa.mean()), math.exp(xb.mean())
+    else:
+        change, low, high, base, cand = est, lo, hi, float(xa.mean()), float(xb.mean())
+    unit = "x" if relative else ""
+    interval = f"{low:.3g}{unit}..{high:.3g}{unit} ({confidence:.0%}, {xa.size} blocks paired)"
+    verdict, reason, needed = _verdict(
+        change=change, low=low, high=high, p=None, floor=None, relative=relative, worse=worse,
+        limit=limit, margin=margin, alpha=1.0, n=xa.size, interval=interval)
+    return Comparison(xa.size, xb.size, base, cand, relative, change, low, high, confidence,
+                      float(np.median(xb - xa)), math.nan, math.nan, verdict, reason, needed)
 
 
 def block_bootstrap(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95,

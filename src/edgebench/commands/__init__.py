@@ -1,0 +1,1 @@
+"""Click commands that live in their own modules, registered in ``edgebench.cli``."""
