@@ -1,4 +1,4 @@
-"""nox sessions: lint, tests (with llama.cpp), tests_core (no runtime), bench."""
+"""nox sessions: lint, tests (with llama.cpp), tests_core (no runtime), bench, micro, gate."""
 
 import nox
 
@@ -34,3 +34,17 @@ def bench(session):
     session.install("-e", ".[llama-cpp,convert,mlx,ort-genai,openvino,test]")
     which = session.posargs[0] if session.posargs else "overhead"
     session.run("python", f"benchmarks/bench_{which}.py", *session.posargs[1:])
+
+
+@nox.session
+def gate(session):
+    """`edgebench gate` on a PR: nox -s gate -- --baseline REF --candidate REF [--fail-on ...]."""
+    session.install("-e", ".[llama-cpp,test]")
+    session.run("edgebench", "gate", *session.posargs)
+
+
+@nox.session
+def micro(session):
+    """Micro-benchmarks of edgebench's own code (store read, history, suite expansion, rank)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "benchmarks/test_bench_micro.py", "--benchmark-only", *session.posargs)

@@ -171,3 +171,11 @@ def test_paired_compare_kld_and_perplexity():
                                 relative=True)
     assert same.verdict == "unchanged" and same.change == pytest.approx(math.exp(0.001))
     assert same.baseline == pytest.approx(math.exp(np.mean(nll)))
+
+
+@pytest.mark.parametrize("series", [
+    [[100, 101, 99]] * 8 + [[80, 81, 79]],  # one bad night at the end
+    [[80, 81, 79]] + [[100, 101, 99]] * 8,  # and at the start
+])
+def test_one_bad_night_at_an_end_is_no_step(series):
+    assert stats.change_points(series) == []

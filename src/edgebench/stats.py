@@ -349,11 +349,13 @@ def change_points(points: Sequence[float | Sequence[float]], *, min_size: int = 
 
     ``points`` are in time order, each one value or the samples of one session (a nightly
     run's repetitions: more samples, more power). A split at ``i`` is kept when both sides
-    hold at least ``min_size`` points (one outlier is no step), the medians of their samples
+    hold at least ``min_size`` points nearer their own side's level than the other's (one
+    outlier, even at an end, is no step), the medians of their samples
     differ by more than ``min_shift`` (relative), and a Mann-Whitney test over their samples
     separates them at ``alpha``; each side is then searched again.
     """
     pts = [_clean(p if isinstance(p, (list, tuple, np.ndarray)) else [p]) for p in points]
+    levels = [float(np.median(p)) if len(p) else math.nan for p in pts]
     found: list[int] = []
 
     def search(lo: int, hi: int) -> None:
@@ -364,6 +366,12 @@ def change_points(points: Sequence[float | Sequence[float]], *, min_size: int = 
                 continue
             ml, mr = float(np.median(left)), float(np.median(right))
             if ml == 0 or abs(mr / ml - 1) <= min_shift:
+                continue
+            # persistence: at least min_size sessions on each side sit at their side's level
+            # (one bad night at an end drags a median but stays nearer the other level)
+            own = sum(abs(m - ml) < abs(m - mr) for m in levels[lo:i])
+            new = sum(abs(m - mr) < abs(m - ml) for m in levels[i:hi])
+            if own < min_size or new < min_size:
                 continue
             p = mann_whitney_p(left, right)
             if p <= best_p:
