@@ -36,7 +36,7 @@ def test_every_command_has_help(command):
     (["run", "--model", "trunc.gguf"], "trunc.gguf is truncated"),
     (["run", "--model", "text.gguf"], "not a GGUF file"),
     (["run", "--repetitions", "0"], "--repetitions: expected a positive integer, got 0"),
-    (["run", "--threads", "many"], "--threads takes a number"),
+    (["run", "--threads", "many"], "--threads: expected a positive integer or 'auto', got 'many'"),
     (["run", "--no-such-flag"], "No such option"),
     (["sql", "SELEC 1"], "SQL error"),
 ])

@@ -29,9 +29,14 @@ SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                                            HealthCheck.too_slow])
 
 # -- values ------------------------------------------------------------------------------------
+#: Text that is not valid UTF-8 once decoded: lone surrogates, which YAML writes escaped
+#: ("\ud800") and a command line passes for undecodable bytes.
+surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF,
+                                   categories=["Cs"]), min_size=1, max_size=2)
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 5), st.integers(-(10**25), 10**25),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
+    st.tuples(st.text(max_size=3), surrogates).map("".join),
     st.sampled_from(["auto", "llama-cpp", "q4_k_m", "cpu", "nope", "", "64"]),
 )
 wild = st.one_of(scalars, st.lists(scalars, max_size=3),
@@ -40,7 +45,8 @@ wild = st.one_of(scalars, st.lists(scalars, max_size=3),
 PLAUSIBLE = {
     "name": st.one_of(st.text(min_size=1, max_size=8), st.integers()),
     "description": st.text(max_size=10),
-    "models": st.lists(st.sampled_from(["gemma-3-270m", "nope", "x.gguf", ""]), max_size=2),
+    "models": st.lists(st.one_of(st.sampled_from(["gemma-3-270m", "nope", "x.gguf", ""]),
+                                 surrogates), max_size=2),
     "frameworks": st.lists(st.sampled_from(["llama-cpp", "ort-genai", "llama_cpp", "nope"]),
                            max_size=2),
     "precisions": st.lists(st.sampled_from(["q4_k_m", "q8_0", "int4", "Q4_K_M", 1.5]),
@@ -105,14 +111,18 @@ def check_outcome(code: int, out: str, err: str, store: Path) -> None:
 
 @SETTINGS
 @given(suite=suites)
+@example(suite={"name": "x\ud800"})
+@example(suite={"models": ["m\udcff.gguf"]})
+@example(suite={"description": "\udfff", "frameworks": ["llama-cpp\ud800"]})
+@example(suite={"options": {"llama-cpp": {"n_ctx": "\ud800"}}})
+@example(suite={"options": {"llama-cpp": {"\ud800": 1}}})
+@example(suite={"include": [{"model": "\ud800"}]})
 def test_any_suite_ends_in_rows_or_one_error_line(suite, fake_measuring, capsys, monkeypatch):
     monkeypatch.setattr(api, "prompt_ids", lambda sha, src, n, cache: list(range(n)))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "suite.yaml"
-        try:
-            path.write_text(yaml.safe_dump(suite, allow_unicode=True), encoding="utf-8")
-        except (yaml.YAMLError, UnicodeEncodeError):  # e.g. lone surrogates: not a YAML file
-            return
+        # escaped, so a lone surrogate is valid UTF-8 YAML ("x\ud800") that decodes to one
+        path.write_text(yaml.safe_dump(suite, allow_unicode=False), encoding="utf-8")
         store = Path(tmp) / "store"
         code, out, err = run_main(["run", str(path), "--store", str(store), "-q",
                                    "--format", "json"], capsys)

@@ -164,7 +164,7 @@ def test_memory_sampler_sleeps_inside_timed_repetitions(fake_framework, monkeypa
     spec = dataclasses.replace(registry.FRAMEWORKS["fake"], name="fake-slow",
                                target="test_measure:SlowRunner")
     monkeypatch.setitem(registry.FRAMEWORKS, "fake-slow", spec)
-    monkeypatch.setenv("EDGEBENCH_RSS_INTERVAL_S", "0.005")
+    monkeypatch.setenv("EDGEBENCH_RSS_INTERVAL_S", "0.01")  # the lowest allowed
     real = memory.RssSampler._sample
 
     def spy(self, full=False):

@@ -1,6 +1,8 @@
 """GGUF header validation and model resolution (names, files, folders)."""
 
+import dataclasses
 import os
+import re
 import struct
 import tempfile
 import time
@@ -392,6 +394,51 @@ def test_any_tokenization_failure_becomes_error_rows_once_per_model(fake_sweep, 
     assert out.path is not None
 
 
+def test_a_failure_of_one_prompt_length_keeps_the_other_lengths(fake_sweep, monkeypatch):
+    """Too few IDs for 16 tokens fails the 16-token rows only; the 8-token rows (asked before
+    and after it) still run, and each length is asked once."""
+    suite, store, cache, calls = fake_sweep
+    suite = dataclasses.replace(suite, include=({"prompt_tokens": 8, "threads": 2},))
+    asked = []
+
+    def short(sha, src, n, cache_root):
+        asked.append(n)
+        if n > 8:
+            raise prompt_mod.PromptTooShort(f"tiny.gguf: gives 8 tokens, {n} were asked")
+        return list(range(n))
+
+    monkeypatch.setattr(api, "prompt_ids", short)
+    out = api.run_suite(suite, store, cache)
+    by_length = {(r.prompt_tokens, r.new_tokens): r.status for r in out.rows}
+    assert by_length == {(8, 4): "ok", (8, 8): "ok", (16, 4): "error", (16, 8): "error"}
+    assert out.rows[-1].threads == 2 and out.rows[-1].status == "ok"  # 8 again, after 16
+    assert asked == [8, 16] and len(calls) == 4
+
+
+def test_a_model_wide_failure_after_a_length_worked_keeps_that_length(fake_sweep,
+                                                                     monkeypatch):
+    """A length whose IDs are known (here from before the tokenizer broke) keeps running; the
+    model-wide failure is asked once and answers every other length."""
+    suite, store, cache, calls = fake_sweep
+    suite = dataclasses.replace(suite, prompt_tokens=(8, 16, 32), new_tokens=(4,),
+                                include=({"prompt_tokens": 8, "threads": 2},
+                                         {"prompt_tokens": 32, "threads": 2}))
+    asked = []
+
+    def broken_after_8(sha, src, n, cache_root):
+        asked.append(n)
+        if n > 8:
+            raise ModelError("tiny.gguf: llama.cpp cannot read its vocabulary")
+        return list(range(n))
+
+    monkeypatch.setattr(api, "prompt_ids", broken_after_8)
+    out = api.run_suite(suite, store, cache)
+    status = [(r.prompt_tokens, r.threads, r.status) for r in out.rows]
+    assert status == [(8, 1, "ok"), (16, 1, "error"), (32, 1, "error"), (8, 2, "ok"),
+                      (32, 2, "error")]
+    assert asked == [8, 16]  # 32 is answered by the model-wide failure, not asked
+
+
 def test_ctrl_c_during_tokenization_still_stops_the_sweep(fake_sweep, monkeypatch):
     suite, store, cache, calls = fake_sweep
 
@@ -430,7 +477,8 @@ def _values(draw, depth=0):
 @st.composite
 def _headers(draw) -> bytes:
     keys = [b"general.alignment", b"general.file_type", b"general.architecture",
-            b"tokenizer.ggml.tokens", b"tokenizer.ggml.model", b"x"]
+            b"tokenizer.ggml.tokens", b"tokenizer.ggml.model", b"x", b"llama.context_length",
+            b"tokenizer.ggml.bos_token_id", b"tokenizer.ggml.add_bos_token"]
     kvs = []
     for _ in range(draw(st.integers(0, 4))):
         key = draw(st.sampled_from(keys))
@@ -470,3 +518,244 @@ def test_any_header_is_read_or_a_model_error(header):
             assert path in str(e) and "\n" not in str(e)
         else:
             assert info.tensor_count >= 0 and info.data_bytes >= 0
+            # what callers compute with has the type they compute with, whatever the header
+            assert info.architecture is None or isinstance(info.architecture, str)
+            assert info.precision is None or isinstance(info.precision, str)
+            ctx = info.context_length
+            assert ctx is None or (type(ctx) is int and ctx > 0)
+            for key in ("general.file_type", "tokenizer.ggml.bos_token_id"):
+                n = info.integer(key)
+                assert n is None or type(n) is int
+            assert info.vocabulary_problem is None or isinstance(info.vocabulary_problem, str)
+
+
+# --- Hugging Face folders: config files (review item 4) ---------------------------------------
+
+def _tokenizer_json(folder) -> None:
+    from tokenizers import Tokenizer, models
+
+    Tokenizer(models.WordLevel({"<bos>": 0, "a": 1, "<unk>": 2}, unk_token="<unk>")).save(
+        str(folder / "tokenizer.json"))
+
+
+BAD_CONFIGS = [
+    (b"{", "is not valid JSON (line 1, column 2"),
+    (b"[]", "must hold a JSON object {...}, got an array"),
+    (b'{"architectures": 5}', "architectures must be a list of names, got 5"),
+    (b'{"model_type": 3}', "model_type must be a name, got 3"),
+    (b'{"hidden_size": true}', "hidden_size must be a positive integer, got true"),
+    (b'{"eos_token_id": [1, "x"]}', "eos_token_id must be a token ID or a list of them"),
+    (b'{"text_config": {"max_position_embeddings": -1}}',
+     "text_config.max_position_embeddings must be a positive integer, got -1"),
+    (b"\xff\xfe{}", "is not UTF-8 text (bad byte at offset 0)"),
+]
+
+
+@pytest.mark.parametrize("content, message", BAD_CONFIGS)
+def test_every_reader_of_config_json_refuses_a_bad_one_by_name(tmp_path, content, message):
+    """Each place that reads a checkpoint's config.json gets one ModelError naming the file."""
+    from edgebench import quality_sweep
+    from edgebench.harness.prepare import gguf as gguf_recipe
+    from edgebench.harness.prepare import mlx as mlx_recipe
+    from edgebench.harness.prepare.recipe import SourceModel
+    from edgebench.models.hf_config import read_hf_config
+    from edgebench.models.safetensors_file import checkpoint_precision
+
+    (tmp_path / "config.json").write_bytes(content)
+    source = SourceModel("m", "0" * 64, tmp_path, "hf", "f32")
+    readers = [lambda: read_hf_config(tmp_path), lambda: checkpoint_precision(tmp_path),
+               lambda: gguf_recipe.accepts(source), lambda: mlx_recipe.accepts(source),
+               lambda: quality_sweep._context_length(tmp_path),
+               lambda: resolve_model(str(tmp_path), tmp_path / "cache")]
+    for read in readers:
+        with pytest.raises(ModelError) as e:
+            read()
+        assert f"{tmp_path}/config.json" in str(e.value) and message in str(e.value)
+
+
+def test_lm_eval_tokenizer_reads_config_json_checked(tmp_path):
+    pytest.importorskip("tokenizers")
+    from edgebench.harness.lm_eval_adapter import _Tokenizer
+
+    _tokenizer_json(tmp_path)
+    (tmp_path / "config.json").write_text('{"eos_token_id": "2"}')
+    with pytest.raises(ModelError, match="eos_token_id must be a token ID"):
+        _Tokenizer(tmp_path)
+    (tmp_path / "config.json").write_text('{"eos_token_id": [2, 1]}')
+    assert _Tokenizer(tmp_path).eos == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{", "tokenizer_config.json is not valid JSON"),
+    (b"[1]", "tokenizer_config.json must hold a JSON object {...}, got an array"),
+    (b'{"add_bos_token": "yes"}', "add_bos_token must be true or false, got \"yes\""),
+    (b'{"add_bos_token": true, "bos_token": 5}', "bos_token must be a token text or"),
+])
+def test_bos_from_a_bad_tokenizer_config_is_a_model_error(tmp_path, content, message):
+    pytest.importorskip("tokenizers")
+    _tokenizer_json(tmp_path)
+    (tmp_path / "tokenizer_config.json").write_bytes(content)
+    with pytest.raises(ModelError, match=re.escape(message)):
+        prompt_mod.vocab_bos(tmp_path)
+
+
+def test_bos_from_a_good_tokenizer_config(tmp_path):
+    pytest.importorskip("tokenizers")
+    _tokenizer_json(tmp_path)
+    assert prompt_mod.vocab_bos(tmp_path) is None  # no config, no post-processor: no BOS
+    (tmp_path / "tokenizer_config.json").write_text(
+        '{"add_bos_token": true, "bos_token": {"content": "<bos>"}}')
+    assert prompt_mod.vocab_bos(tmp_path) == 0
+
+
+def test_no_config_file_is_read_unchecked_under_src():
+    """Every JSON config of a checkpoint goes through ``read_hf_config`` (grep, so a new
+    reader cannot slip in): no ``json.load(s)`` of a ``*config.json`` path under src/."""
+    import pathlib
+
+    src = pathlib.Path(__file__).parents[1] / "src" / "edgebench"
+    pattern = re.compile(r"json\.loads?\([^)\n]*config\.json")
+    hits = [f"{p}:{i}" for p in src.rglob("*.py") if p.name != "tiny.py"
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, hits
+
+
+# --- safetensors headers (review item 5) ------------------------------------------------------
+
+def _safetensors(path, header, *, length=None, data=b"", raw=None) -> None:
+    import json
+
+    blob = raw if raw is not None else json.dumps(header).encode()
+    n = len(blob) if length is None else length
+    path.write_bytes(struct.pack("<Q", n) + blob + data)
+
+
+@pytest.mark.parametrize("header, kw, message", [
+    ([], {}, "its safetensors header must be a JSON object"),
+    ({"w": 5}, {}, "tensor 'w' is not described by a mapping"),
+    ({"w": {"shape": "ab"}}, {}, "tensor 'w' has no dtype"),
+    ({"w": {"dtype": "F32", "shape": "ab", "data_offsets": [0, 0]}}, {},
+     "tensor 'w': shape must be a list of non-negative integers"),
+    ({"w": {"dtype": "F32", "shape": [2]}}, {}, "data_offsets must be two ordered"),
+    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, {}, "data_offsets must be"),
+    ({"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, {}, "shape must be"),
+    ({"w": {"dtype": "F32", "shape": [True], "data_offsets": [0, 8]}}, {}, "shape must be"),
+    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, {}, "is truncated"),
+    ({}, {"length": 2**64 - 1}, "header length 18,446,744,073,709,551,615 is more than"),
+    ({}, {"length": 1000}, "header length 1,000 is more than the file's"),
+    ({}, {"raw": b"{\xff}"}, "has an unreadable safetensors header"),
+    ({}, {"raw": b"[" * 100_000}, "has an unreadable safetensors header"),
+    ({}, {"raw": b"abc"}, "has an unreadable safetensors header"),
+])
+def test_bad_safetensors_headers_are_model_errors(tmp_path, header, kw, message):
+    from edgebench.models.safetensors_file import safetensors_stats
+
+    _safetensors(tmp_path / "model.safetensors", header, **kw)
+    with pytest.raises(ModelError) as e:
+        safetensors_stats(tmp_path)
+    assert "model.safetensors" in str(e.value) and message in str(e.value), str(e.value)
+
+
+def test_safetensors_that_are_not_regular_files(tmp_path):
+    from edgebench.models.safetensors_file import safetensors_stats
+
+    os.mkfifo(tmp_path / "a.safetensors")  # reading it would block
+    with pytest.raises(ModelError, match="a.safetensors is not a regular file"):
+        safetensors_stats(tmp_path)
+
+
+def test_good_safetensors_header_counts(tmp_path):
+    from edgebench.models.safetensors_file import safetensors_stats
+
+    _safetensors(tmp_path / "m.safetensors",
+                 {"__metadata__": {"format": "pt"},
+                  "a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+                  "b": {"dtype": "F16", "shape": [], "data_offsets": [24, 26]}},
+                 data=b"\0" * 26)
+    assert safetensors_stats(tmp_path) == (7, 26)
+
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-3, 2**64), st.text(max_size=4),
+                       st.floats(allow_nan=False, allow_infinity=False))
+_json = st.recursive(_json_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=8)
+_entries = st.fixed_dictionaries({}, optional={
+    "dtype": st.one_of(st.sampled_from(["F32", "BF16", "U32"]), _json),
+    "shape": st.one_of(st.lists(st.integers(0, 64), max_size=4), _json),
+    "data_offsets": st.one_of(st.lists(st.integers(0, 2**64), min_size=2, max_size=2), _json),
+})
+
+
+@st.composite
+def _safetensors_files(draw) -> bytes:
+    import json
+
+    header = draw(st.one_of(st.dictionaries(st.text(max_size=4), st.one_of(_entries, _json),
+                                            max_size=4), _json))
+    blob = json.dumps(header).encode()
+    n = draw(st.one_of(st.just(len(blob)), st.integers(0, 2**64 - 1)))
+    data = draw(st.binary(max_size=64))
+    whole = struct.pack("<Q", n) + blob + data
+    cut = draw(st.one_of(st.just(len(whole)), st.integers(0, len(whole))))
+    return whole[:cut]
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(blob=_safetensors_files())
+def test_any_safetensors_header_is_read_or_a_model_error(blob):
+    from edgebench.models.safetensors_file import read_safetensors
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.safetensors")
+        with open(path, "wb") as fh:
+            fh.write(blob)
+        try:
+            params, data = read_safetensors(path)
+        except ModelError as e:
+            assert path in str(e) and "\n" not in str(e)
+        else:
+            assert params >= 0 and 0 <= data <= len(blob)
+
+
+# --- GGUF metadata used as a number (review item 6) -------------------------------------------
+
+def _gguf_with(path, **values):
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    if "general__file_type" not in values:
+        w.add_file_type(7)
+    for key, value in values.items():
+        key = key.replace("__", ".")
+        if isinstance(value, str):
+            w.add_string(key, value)
+        elif isinstance(value, float):
+            w.add_float32(key, value)
+        else:
+            w.add_uint32(key, value)
+    w.add_tensor("a", np.zeros((4, 32), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("value, expected", [("abc", None), (2.5, None), (0, None), (4096, 4096)])
+def test_context_length_is_an_integer_or_unknown(tmp_path, value, expected):
+    from edgebench import quality_sweep
+
+    path = _gguf_with(tmp_path / "ctx.gguf", llama__context_length=value)
+    assert read_gguf(path).context_length == expected
+    assert quality_sweep._context_length(path) == expected  # was a TypeError in quality
+
+
+def test_file_type_and_bos_of_the_wrong_type_read_as_unknown(tmp_path):
+    path = _gguf_with(tmp_path / "t.gguf", general__file_type="7",
+                      tokenizer__ggml__bos_token_id="1")
+    info = read_gguf(path)
+    assert info.precision is None and info.integer("tokenizer.ggml.bos_token_id") is None
+    assert info.integer("general.file_type") is None and info.architecture == "llama"

@@ -93,6 +93,28 @@ BAD = [
     ("framewrks: [llama-cpp]\n", "unknown key 'framewrks' (did you mean frameworks?)"),
     ("source: x\n", "unknown key 'source'"),
     ("1: x\n", "unknown key 1"),
+    # text that is valid UTF-8 YAML but decodes to a lone surrogate: nothing can store it
+    ('name: "x\\ud800"\n', "name: expected a name in valid UTF-8 text, got 'x\\ud800'"),
+    ('description: "\\udfff"\n', "description: expected a text in valid UTF-8 text"),
+    ('models: ["m\\udcff.gguf"]\n',
+     "models[0]: expected a model name or path in valid UTF-8 text, got 'm\\udcff.gguf'"),
+    ('frameworks: ["llama-cpp\\ud800"]\n', "frameworks[0]: expected a framework name in valid"),
+    ('include: [{model: "\\ud800"}]\n', "include[0].model: expected a model name or path in"),
+    ('options: {llama-cpp: {n_ctx: "\\ud800"}}\n',
+     "options.llama-cpp.n_ctx: expected a text in valid UTF-8 text"),
+    ('options: {llama-cpp: {type_k: ["\\ud800"]}}\n', "options.llama-cpp.type_k[0]: expected"),
+    ('options: {openvino: {"\\ud800": 1}}\n',
+     "options.openvino: expected a setting name in valid UTF-8 text"),
+    ('options: {"\\ud800": {}}\n', "options: expected a framework name in valid UTF-8 text"),
+    # option names each runner takes are known without importing a runtime (item 14)
+    ("options: {llama-cpp: {bogus_option: 1}}\n",
+     "options.llama-cpp: unknown llama-cpp option 'bogus_option'; known: n_ctx, n_batch"),
+    ("options: {llama-cpp: {nctx: 512}}\n",
+     "options.llama-cpp: unknown llama-cpp option 'nctx' (did you mean n_ctx?); known:"),
+    ("options: {ort-genai: {intra_op_threads: 2}}\n",
+     "unknown ort-genai option 'intra_op_threads' (did you mean intra_op_num_threads?)"),
+    ("options: {mlx: {step: 4}}\n", "options.mlx: unknown mlx option 'step'; known: "
+                                    "prefill_step_size, compute_dtype"),
 ]
 
 
@@ -127,12 +149,12 @@ def test_good_values_are_normalised(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("threads: [auto, 2]\nprompt_tokens: 8\ntimeout_s: 60\ncooldown_s: 0\n"
                     "include: {framework: mlx, precision: 4bit}\n"
-                    "options: {llama-cpp: {n_ctx: 512, flags: [a, 1.5, null]}}\n")
+                    "options: {llama-cpp: {n_ctx: 512}, openvino: {FLAGS: [a, 1.5, null]}}\n")
     s = load_suite(str(path))
     assert s.threads == ("auto", 2) and s.prompt_tokens == (8,)
     assert s.timeout_s == 60.0 and isinstance(s.timeout_s, float)
     assert s.include == ({"framework": "mlx", "precision": "4bit"},)
-    assert s.options == {"llama-cpp": {"n_ctx": 512, "flags": ["a", 1.5, None]}}
+    assert s.options == {"llama-cpp": {"n_ctx": 512}, "openvino": {"FLAGS": ["a", 1.5, None]}}
 
 
 def test_every_way_of_making_a_suite_is_validated():
@@ -283,6 +305,53 @@ def test_cli_bad_suite_file(tmp_path, capsys, command, text, message):
 def test_cli_bad_flags_and_paths(capsys, args, message):
     code, out, err = run_main(args, capsys)
     _one_error_line(code, err, message)
+
+
+def test_known_option_names_and_openvino_properties_pass(tmp_path):
+    """Every name a runner takes passes; OpenVINO's options are device properties (any)."""
+    from edgebench.harness.registry import FRAMEWORKS
+
+    s = Suite(name="t", options={fw: {n: 1 for n in spec.options}
+                                 for fw, spec in FRAMEWORKS.items() if spec.options})
+    assert set(s.options) == {"llama-cpp", "ort-genai", "mlx"}
+    assert Suite(name="t", options={"openvino": {"PERFORMANCE_HINT": "LATENCY"}}).options
+
+
+def test_runners_take_the_option_names_the_planner_checks():
+    from edgebench.harness.registry import FRAMEWORKS
+    from edgebench.harness.runners import llama_cpp, mlx_lm, ort_genai
+
+    assert llama_cpp.OPTIONS == FRAMEWORKS["llama-cpp"].options
+    assert mlx_lm.OPTIONS == FRAMEWORKS["mlx"].options
+    assert ort_genai.OPTIONS == FRAMEWORKS["ort-genai"].options
+    assert FRAMEWORKS["openvino"].options is None
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+def test_cli_unknown_option_is_one_line_before_anything_runs(tmp_path, capsys, monkeypatch,
+                                                            command):
+    from edgebench import api
+
+    monkeypatch.setattr(api, "run_isolated", lambda *a, **k: pytest.fail("measured"))
+    path = tmp_path / "s.yaml"
+    path.write_text("options: {llama-cpp: {bogus_option: 1}}\n")
+    code, out, err = run_main([command, str(path)], capsys)
+    _one_error_line(code, err, "unknown llama-cpp option 'bogus_option'", "known: n_ctx")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "1.5", "1e400", "4097"])
+def test_cli_threads_flag_speaks_like_the_suite(capsys, value):
+    """``--threads abc`` and ``--threads -1`` get the same kind of line: the validator's."""
+    code, out, err = run_main(["plan", "--threads", value], capsys)
+    _one_error_line(code, err, "--threads: expected a positive integer", "or 'auto', got ")
+    assert "takes a number" not in err
+
+
+def test_cli_model_flag_not_utf8(tmp_path, capsys):
+    """A file name's undecodable byte arrives as a lone surrogate: refused by name."""
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/m\xff.gguf")
+    code, out, err = run_main(["plan", "--model", bad], capsys)
+    _one_error_line(code, err, "--model: expected a model name or path in valid UTF-8 text")
 
 
 def test_keys_left_empty_mean_none_where_that_is_harmless(tmp_path):

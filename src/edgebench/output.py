@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 FORMATS = ("table", "md", "csv", "json")
@@ -27,6 +28,9 @@ def _missing(value) -> bool:
 
 
 def _cell(value, width: int | None = None) -> str:
+    if isinstance(value, Mapping):  # struct columns (sql): keys with their values
+        text = "{" + ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) + "}"
+        return text if width is None or len(text) <= width else text[: width - 3] + "..."
     if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):  # list columns
         return "[" + ", ".join(_cell(v) for v in value) + "]"
     if _missing(value):
@@ -43,18 +47,27 @@ def _cell(value, width: int | None = None) -> str:
 
 
 def _is_list(value) -> bool:
-    return hasattr(value, "__len__") and not isinstance(value, (str, bytes, dict))
+    return hasattr(value, "__len__") and not isinstance(value, (str, bytes, Mapping))
+
+
+def _nested(value) -> bool:
+    """A list or a mapping (struct) cell: CSV writes it as JSON."""
+    return isinstance(value, Mapping) or _is_list(value)
 
 
 def _json_cell(value):
+    """A list or mapping cell as JSON text (numpy values as plain numbers); others as they
+    are."""
     import json
 
     def plain(v):
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
         if _is_list(v):
             return [plain(x) for x in v]
         return v.item() if hasattr(v, "item") else v
 
-    return json.dumps(plain(value), default=str) if _is_list(value) else value
+    return json.dumps(plain(value), default=str) if _nested(value) else value
 
 
 def to_markdown(df) -> str:
@@ -70,9 +83,9 @@ def render(df, fmt: str, console=None, title: str | None = None) -> str | None:
     """Return the text for md/csv/json; print a rich table for ``table`` and return None."""
     if fmt == "md":
         return to_markdown(df)
-    if fmt == "csv":  # list cells as JSON, not as Python's repr
+    if fmt == "csv":  # list and struct cells as JSON, not as Python's repr
         listy = [c for c in df.columns
-                 if df[c].dtype == object and any(_is_list(v) for v in df[c])]
+                 if df[c].dtype == object and any(_nested(v) for v in df[c])]
         if listy:
             df = df.assign(**{c: df[c].map(_json_cell) for c in listy})
         return df.to_csv(index=False).rstrip("\n")

@@ -20,6 +20,7 @@ from edgebench.errors import (
 )
 from edgebench.harness import prepare as prepare_mod
 from edgebench.harness import quality as q
+from edgebench.harness import tuning
 from edgebench.harness.corpus import Corpus, corpus_ids, load_corpus
 from edgebench.harness.device import fingerprint
 from edgebench.harness.isolate import run_isolated
@@ -32,6 +33,7 @@ from edgebench.harness.quality_run import (
     reference_complete,
 )
 from edgebench.models.gguf_file import read_gguf
+from edgebench.models.hf_config import read_hf_config
 from edgebench.models.registry import resolve_model
 from edgebench.results.schema import run_key
 from edgebench.results.store import Store
@@ -62,8 +64,8 @@ def quality_runs(suite: Suite, cache: Path) -> list[PlannedRun]:
 
 def _context_length(source: Path) -> int | None:
     if source.is_dir():
-        cfg = json.loads((source / "config.json").read_text())
-        cfg = cfg.get("text_config", cfg)
+        cfg = read_hf_config(source)
+        cfg = cfg.get("text_config") or cfg
         return cfg.get("max_position_embeddings")
     return read_gguf(source).context_length
 
@@ -132,6 +134,7 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
     """
     if chunks < 1:
         raise ConfigError(f"--chunks must be at least 1, got {chunks}")
+    tuning.check()  # a bad EDGEBENCH_RSS_INTERVAL_S & co. is refused before measuring
     store.ensure_writable()  # refused before measuring; a later failed write is rescued
     store.check()
     corp = load_corpus(corpus)

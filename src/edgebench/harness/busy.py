@@ -128,8 +128,9 @@ class NoiseProbe:
     """
 
     def __init__(self, before_s: float | None = None) -> None:
-        self.before_s = before_s if before_s is not None else float(
-            os.environ.get("EDGEBENCH_BUSY_BEFORE_S", BEFORE_S))
+        from edgebench.harness.tuning import busy_before_s
+
+        self.before_s = before_s if before_s is not None else busy_before_s()
         self.cores = psutil.cpu_count(logical=True) or 1
         self._proc = psutil.Process()
         self.loadavg: tuple[float, float, float] | None = None

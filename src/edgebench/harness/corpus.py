@@ -7,6 +7,7 @@ its sha256 next to its name: equal hashes mean the same text was scored.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,7 +32,9 @@ def load_corpus(path: str | os.PathLike | None = None) -> Corpus:
     """The default corpus, or the UTF-8 text of ``path``.
 
     Raises:
-        ConfigError: the file is missing, unreadable or empty.
+        ConfigError: the file is missing, not a regular file (a folder, a named pipe, a
+            device: checked before reading, which would block), unreadable, not UTF-8 or
+            empty.
     """
     if path is None:
         from pydoc_data.topics import topics
@@ -39,11 +42,19 @@ def load_corpus(path: str | os.PathLike | None = None) -> Corpus:
         text = "\n\n".join(topics[k] for k in sorted(topics))[:_DEFAULT_CHARS]
         name = DEFAULT_CORPUS
     else:
+        from edgebench.suites.yamlfile import regular_file
+
         p = Path(path)
+        regular_file(p, f"corpus {p}", "a text file", "nothing to score")
         try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read corpus {p}: {e}") from e
+            raw = p.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"cannot read corpus {p}: {e.strerror or e}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"corpus {p} is not UTF-8 text (bad byte at offset {e.start})") \
+                from None
         name = p.name
     if not text.strip():
         raise ConfigError(f"corpus {name} is empty")
@@ -54,11 +65,19 @@ def corpus_ids(corpus: Corpus, model_sha256: str, source: Path, cache: Path) -> 
     """The corpus's token IDs for this model (BOS first where the model's vocabulary adds one),
     cached by model and corpus hash."""
     memo = cache / "corpora" / f"{model_sha256[:16]}-{corpus.sha256[:16]}-{TOKENIZE_VERSION}.json"
-    if memo.exists():
-        return json.loads(memo.read_text())
+    try:
+        ids = json.loads(memo.read_text())
+        if isinstance(ids, list) and ids and all(type(i) is int for i in ids):
+            return ids
+    except (OSError, ValueError):
+        pass  # absent or damaged memo: tokenize again
     ids = tokenize_text(source, corpus.text)
-    memo.parent.mkdir(parents=True, exist_ok=True)
     tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(ids))
-    os.replace(tmp, memo)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(ids))
+        os.replace(tmp, memo)
+    except OSError:  # a read-only cache: the IDs are right, only not remembered
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return ids

@@ -3,9 +3,11 @@
 A crash (segfault, abort), a hang or a Python exception in a runtime becomes a row with status
 ``error`` or ``timeout`` and a message; the parent and the sweep go on.
 
-Two limits, both stated in the row when hit: the child must *start* (a fresh interpreter, the
-imports, unpickling the run) within ``START_LIMIT_S``; it then says so over its pipe, and the
-run's own ``timeout_s`` counts from that moment (model load, warm-up, repetitions).
+Two limits, both stated in the row when hit: the child must *start* (a fresh interpreter,
+edgebench's harness imports, which import no runtime, unpickling the run) within
+``START_LIMIT_S``; it then says so over its pipe, just before calling the measuring function,
+and the run's own ``timeout_s`` counts from that moment: the runtime's own import (runners
+import it lazily, in ``probe``/``load``), model load, warm-up, repetitions.
 
 The child dies with its parent, however the parent ends (SIGKILL included), so a killed sweep
 leaves no runner burning CPU under the ``--resume`` that follows:

@@ -34,15 +34,15 @@ class _Tokenizer:
 
     def __init__(self, source: Path) -> None:
         if source.is_dir():
-            import json
-
             from tokenizers import Tokenizer
+
+            from edgebench.models.hf_config import read_hf_config
 
             tok = Tokenizer.from_file(str(source / "tokenizer.json"))
             self.encode = lambda text: tok.encode(text, add_special_tokens=False).ids
             self.decode = lambda ids: tok.decode(list(ids))
             self.bos = tok.encode("").ids
-            eos = json.loads((source / "config.json").read_text()).get("eos_token_id")
+            eos = read_hf_config(source).get("eos_token_id")
             self.eos = eos[0] if isinstance(eos, list) else eos
         else:
             from edgebench.harness.prompt import quiet_stderr

@@ -9,7 +9,6 @@ how far its children's sampled RSS rose); ``RssSampler`` samples the process tre
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import threading
@@ -63,8 +62,9 @@ class RssSampler:
     def __init__(self, pid: int | None = None, interval_s: float | None = None) -> None:
         self._proc = psutil.Process(pid)
         self._children: list[psutil.Process] = []
-        self._interval = interval_s if interval_s is not None else float(
-            os.environ.get("EDGEBENCH_RSS_INTERVAL_S", DEFAULT_INTERVAL_S))
+        from edgebench.harness.tuning import rss_interval_s
+
+        self._interval = interval_s if interval_s is not None else rss_interval_s()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.peak_bytes = 0

@@ -31,6 +31,11 @@ PROMPT_VERSION = "v1"
 TOKENIZE_VERSION = "t2"
 
 
+class PromptTooShort(ModelError):
+    """The tokenizer works, but gives fewer IDs than one prompt length asks: a failure of that
+    length only (a sweep still asks for its other lengths)."""
+
+
 def prompt_text() -> str:
     """The fixed English text prompts are cut from (shipped with edgebench, versioned)."""
     return (resources.files("edgebench.harness") / "prompt.txt").read_text().strip()
@@ -66,7 +71,8 @@ def prompt_ids(model_sha256: str, source: Path, n_tokens: int, cache: Path) -> l
     Raises:
         RunnerUnavailable: no tokenizer is installed for this model's format.
         ModelError: the source has no usable vocabulary or tokenizer (the message names the
-            file and the cause), or it gives fewer than ``n_tokens`` IDs.
+            file and the cause); :class:`PromptTooShort` when it gives fewer than
+            ``n_tokens`` IDs.
     """
     memo = cache / "prompts" / f"{model_sha256[:16]}-{PROMPT_VERSION}-{TOKENIZE_VERSION}-" \
         f"{n_tokens}.json"
@@ -86,8 +92,8 @@ def prompt_ids(model_sha256: str, source: Path, n_tokens: int, cache: Path) -> l
             facts = _llama_facts(source, prompt_text(), n_tokens)
             ids = _with_bos(_gguf_bos(source, facts), facts["ids"])[:n_tokens]
     if len(ids) < n_tokens:
-        raise ModelError(f"{source}: its tokenizer gives {len(ids)} tokens for the prompt text, "
-                         f"{n_tokens} were asked")
+        raise PromptTooShort(f"{source}: its tokenizer gives {len(ids)} tokens for the prompt "
+                             f"text, {n_tokens} were asked")
     tmp = memo.with_suffix(f".{os.getpid()}.tmp")
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
@@ -307,8 +313,10 @@ def _gguf_bos(path: Path, facts: dict[str, Any] | None = None) -> int | None:
     of :func:`_llama_facts`, asked for when not given)."""
     from edgebench.models.gguf_file import read_gguf
 
-    meta = read_gguf(path).metadata
-    add, bos = meta.get("tokenizer.ggml.add_bos_token"), meta.get("tokenizer.ggml.bos_token_id")
+    info = read_gguf(path)
+    add = info.metadata.get("tokenizer.ggml.add_bos_token")
+    add = add if isinstance(add, bool) else None  # another type: as if absent
+    bos = info.integer("tokenizer.ggml.bos_token_id")
     if add is None or (add and bos is None):
         facts = facts or _llama_facts(path)
         add = facts["add_bos"] if add is None else add
@@ -323,9 +331,10 @@ def _gguf_bos(path: Path, facts: dict[str, Any] | None = None) -> int | None:
 def _hf_bos(folder: Path) -> int | None:
     from tokenizers import Tokenizer
 
+    from edgebench.models.hf_config import read_hf_config
+
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    cfg_path = folder / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    cfg = read_hf_config(folder, "tokenizer_config.json", missing_ok=True)
     add = cfg.get("add_bos_token")
     if isinstance(add, bool):  # transformers rebuilds the post-processor from this flag
         if not add:

@@ -36,6 +36,9 @@ class FrameworkSpec:
     devices: tuple[str, ...]
     description: str
     package: str = ""  # the distribution whose version rows record as framework_version
+    #: The suite ``options`` names the runner takes (checked when a suite is made, before
+    #: anything runs); None: any name (OpenVINO's are device properties, an open set).
+    options: tuple[str, ...] | None = None
 
 
 FRAMEWORKS: dict[str, FrameworkSpec] = {
@@ -51,6 +54,8 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             devices=("cpu", "cuda", "metal", "vulkan"),
             description="llama.cpp through llama-cpp-python (GGUF)",
             package="llama-cpp-python",
+            options=("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "flash_attn", "use_mmap",
+                     "use_mlock", "offload_kqv", "type_k", "type_v", "seed"),
         ),
         FrameworkSpec(
             name="ort-genai",
@@ -59,6 +64,9 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             precisions=("fp32", "fp16", "int8", "int4"), devices=("cpu", "cuda"),
             description="ONNX Runtime GenAI (model builder output)",
             package="onnxruntime-genai",
+            # session options (written into the config overlay) and the KV cache's length
+            options=("intra_op_num_threads", "inter_op_num_threads", "enable_profiling",
+                     "graph_optimization_level", "max_length"),
         ),
         FrameworkSpec(
             name="openvino",
@@ -75,6 +83,7 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             precisions=("fp16", "bf16", "8bit", "4bit"), devices=("cpu", "metal"),
             description="Apple MLX through mlx-lm (Apple GPU on macOS, CPU anywhere)",
             package="mlx-lm",
+            options=("prefill_step_size", "compute_dtype"),
         ),
     )
 }

@@ -57,18 +57,29 @@ class GGUFInfo:
 
     @property
     def architecture(self) -> str | None:
-        return self.metadata.get("general.architecture")
+        """``general.architecture`` when it is text (None when absent or of another type)."""
+        arch = self.metadata.get("general.architecture")
+        return arch if isinstance(arch, str) and not arch.startswith("<array of ") else None
+
+    def integer(self, key: str) -> int | None:
+        """A metadata value used as a number: an integer, else None (absent, text, a float,
+        true/false, an array). A header is anyone's file: ``"abc"`` where a count belongs
+        must read as unknown, never reach arithmetic."""
+        value = self.metadata.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def precision(self) -> str | None:
         """The file's precision as an edgebench name (from ``general.file_type``)."""
-        ftype = self.metadata.get("general.file_type")
-        return FILE_TYPES.get(ftype) if isinstance(ftype, int) else None
+        ftype = self.integer("general.file_type")
+        return FILE_TYPES.get(ftype) if ftype is not None else None
 
     @property
     def context_length(self) -> int | None:
+        """``<arch>.context_length`` when it is a positive integer, else None (unknown)."""
         arch = self.architecture
-        return self.metadata.get(f"{arch}.context_length") if arch else None
+        n = self.integer(f"{arch}.context_length") if arch else None
+        return n if n is not None and n > 0 else None
 
     @property
     def vocabulary_problem(self) -> str | None:

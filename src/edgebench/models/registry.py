@@ -159,15 +159,20 @@ def _gguf_artifact(path: Path, cache: Path, sha: str | None = None) -> Artifact:
 
 
 def hf_artifact(folder: Path, cache: Path) -> Artifact:
-    """A Hugging Face checkpoint folder (config.json + safetensors) as an artifact."""
+    """A Hugging Face checkpoint folder (config.json + safetensors) as an artifact: its
+    config and safetensors headers checked first (fast), then its files hashed.
+
+    Raises:
+        ModelError: config.json or a safetensors header is not valid (named, with the flaw).
+    """
+    precision = checkpoint_precision(folder)
     params, data = safetensors_stats(folder)
     files = sorted(p for p in folder.iterdir() if p.is_file())
     sha = hashlib.sha256("".join(f"{p.name}:{file_sha256(p, cache)}" for p in files)
                          .encode()).hexdigest()
     size = sum(p.stat().st_size for p in files)
     problem = None if (folder / "tokenizer.json").is_file() else "has no tokenizer.json"
-    return Artifact("hf", checkpoint_precision(folder), folder, size, sha, params, data,
-                    problem=problem)
+    return Artifact("hf", precision, folder, size, sha, params, data, problem=problem)
 
 
 def _hf_model(folder: Path, cache: Path) -> ResolvedModel:
@@ -179,8 +184,10 @@ def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:
     """Resolve a registered name or a local path (GGUF file, or folder of GGUF files).
 
     Raises:
-        ModelError: unknown name (with did-you-mean), missing path, or an invalid file.
+        ModelError: unknown name (with did-you-mean), missing path, a path that is not UTF-8
+            text, or an invalid file.
     """
+    _check_utf8(name_or_path)
     if name_or_path in MODELS:
         spec = MODELS[name_or_path]
         path = spec.fetch(cache)
@@ -195,7 +202,7 @@ def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:
         art = _gguf_artifact(path, cache)
         return ResolvedModel(path.stem, art.sha256, path, (art,))
     if mode is not None and stat.S_ISDIR(mode):
-        if (path / "config.json").is_file():
+        if (path / "config.json").exists():  # a checkpoint (its config checked there)
             return _hf_model(path, cache)
         try:
             ggufs = sorted(path.glob("*.gguf"))
@@ -217,6 +224,23 @@ def resolve_model(name_or_path: str, cache: Path) -> ResolvedModel:
         f"known: {', '.join(MODELS)} (or give a path to a GGUF file, a folder of them, "
         "or a Hugging Face checkpoint folder)"
     )
+
+
+def _check_utf8(name_or_path: str) -> None:
+    """Refuse a model path that is not UTF-8 text (a file name's undecodable byte arrives as
+    a lone surrogate): the runtimes take their path as UTF-8 text, and the row stores it.
+
+    Raises:
+        ModelError: naming the path as it is shown (``\\xff`` for the byte) and the remedy.
+    """
+    try:
+        name_or_path.encode("utf-8")
+    except UnicodeEncodeError:
+        from edgebench.results.fsio import shown
+
+        raise ModelError(f"model path {shown(name_or_path)} is not valid UTF-8: the runtimes "
+                         "take their model path as UTF-8 text (rename the file, or link it "
+                         "under a UTF-8 name)") from None
 
 
 def _mode(path: Path) -> int | None:

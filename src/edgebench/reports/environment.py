@@ -27,11 +27,17 @@ def _first(s: pd.Series):
     return s.iloc[0] if len(s) else None
 
 
+def _names(s: pd.Series, sep: str = ", ") -> str:
+    """The distinct values of a column, sorted and joined; nulls left out (a row may hold
+    only the columns a store file requires)."""
+    return sep.join(sorted({str(v) for v in s.dropna()}))
+
+
 def environment(df: pd.DataFrame) -> Environment:
     """Devices, runtimes and versions, run dates, methods, and rows that measured nothing."""
     g = df.groupby("device_label", dropna=False)
     devices = g.agg(
-        device=("device", "first"), hardware=("hardware", lambda s: "; ".join(sorted(set(s)))),
+        device=("device", "first"), hardware=("hardware", lambda s: _names(s, "; ")),
         cpu_model=("cpu_model", _first),
         cores=("cpu_cores_physical", _first), ram_mb=("ram_total_mb", _first),
         accelerators=("accelerators", _first), os=("os", _first),
@@ -40,7 +46,7 @@ def environment(df: pd.DataFrame) -> Environment:
     ).reset_index()
     runtimes = (df.assign(framework_version=df["framework_version"].fillna("unknown"))
                   .groupby(["framework", "framework_version"], dropna=False)
-                  .agg(devices=("device_label", lambda s: ", ".join(sorted(set(s)))),
+                  .agg(devices=("device_label", _names),
                        rows=("run_key", "size"), ok=("status", lambda s: int((s == "ok").sum())))
                   .reset_index())
     versions = (df.groupby(["edgebench_version", "schema_version"], dropna=False)
@@ -48,7 +54,7 @@ def environment(df: pd.DataFrame) -> Environment:
     dates = (df.groupby("session_id")
                .agg(started=("started_at", "min"), finished=("finished_at", "max"),
                     suite=("suite", _first), rows=("run_key", "size"),
-                    devices=("device_label", lambda s: ", ".join(sorted(set(s)))))
+                    devices=("device_label", _names))
                .reset_index().sort_values("started"))
     return Environment(devices, runtimes, versions, dates, not_measured(df),
                        energy_methods(df), measurement_methods(df))

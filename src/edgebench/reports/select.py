@@ -18,6 +18,10 @@ QUALITY_KEY = ["model_sha256", "framework", "precision", "device"]
 QUALITY_COLS = ["ppl", "ppl_stderr", "ppl_reference", "kld_mean", "kld_p99", "top1_agree",
                 "quality_reference", "kld_floor_mean"]
 ACROSS = "all hardware (--across-machines)"
+#: What a report shows for a cell's identity that a row leaves null: a store file that passes
+#: verification need only hold ``results.verify.REQUIRED``, so every other column may be null.
+UNNAMED = {"model": "unknown model", "framework": "unknown", "precision": "unknown",
+           "device": "unknown"}
 
 
 def workload_label(r) -> str:
@@ -40,6 +44,8 @@ def prepare(df: pd.DataFrame, across_machines: bool = False) -> pd.DataFrame:
     ``across_machines`` it names the device only and every hardware falls under it.
     """
     out = df.copy()
+    for col in UNNAMED:  # a store file may hold only the required columns (verify.REQUIRED)
+        out[col] = out[col].astype(object).where(out[col].notna(), UNNAMED[col])
     out["kind"] = out["kind"].fillna("speed")
     out["measurement"] = out["measurement"].fillna("measured")
     out["model_sha256"] = out["model_sha256"].fillna(out["model"])

@@ -15,6 +15,17 @@ def shown(path: str | os.PathLike) -> str:
         return os.fspath(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def safe_text(text: str) -> str:
+    """``text`` as valid UTF-8 text: unchanged when it is, else its lone surrogates escaped
+    (a path's undecodable byte ``\\udcff`` becomes ``\\xff`` as :func:`shown` writes it,
+    another surrogate ``\\ud800``), so Arrow, JSON and the terminal can hold it."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return shown(text)
+
+
 def os_reason(e: OSError) -> str:
     """The OS's words for an error (``No space left on device``), also for ``OSError(28)``."""
     if e.strerror:

@@ -104,12 +104,16 @@ def recover_hint(root: Path, path: Path) -> str:
     return " ".join(shlex.quote(p) for p in [*parts, shown(path)])
 
 
-def _read_origin(path: Path) -> bytes | None:
+def _read_meta(path: Path) -> dict[bytes, bytes] | None:
+    """A Parquet file's key-value metadata, or None when it is not a readable Parquet file."""
     try:
-        meta = pq.read_schema(pa.BufferReader(path.read_bytes())).metadata or {}
+        return pq.read_schema(pa.BufferReader(path.read_bytes())).metadata or {}
     except (pa.ArrowException, OSError, ValueError):
         return None
-    return meta.get(STORE_KEY)
+
+
+def _read_origin(path: Path) -> bytes | None:
+    return (_read_meta(path) or {}).get(STORE_KEY)
 
 
 def pending(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -122,6 +126,8 @@ def pending(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         if not folder.is_dir():
             continue
         for f in sorted(folder.glob("*.parquet")):
+            if not f.is_file():  # only regular files are rescue files (a pipe would block)
+                continue
             found = origin if i == 0 else _read_origin(f)
             if found == origin:
                 mine.append(f)
@@ -130,9 +136,62 @@ def pending(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     return mine, others
 
 
-def recover(store: Store, files: list[Path]) -> list[Recovered]:
-    """Bring each rescue file's rows into ``store``; a file is removed once its rows are in."""
+def recover(store: Store, files: list[Path], *, force: bool = False) -> list[Recovered]:
+    """Bring each rescue file's rows into ``store``; a file is removed once its rows are in.
+
+    Every file is checked first (:func:`refuse_non_rescue`): a session file of a store is
+    never taken (recovering removes its source), and a file without the rescue metadata key
+    (``STORE_KEY``) only with ``force``.
+
+    Raises:
+        ConfigError: a file is a store's session file, or (without ``force``) not a rescue
+            file; nothing was done.
+    """
+    for f in files:
+        refuse_non_rescue(store.root, Path(f), force=force)
     return [_recover_one(store, Path(f)) for f in files]
+
+
+def _holds_session_files(folder: Path, besides: Path) -> bool:
+    """Whether ``folder`` holds a store's session file other than ``besides``: a readable
+    ``*.parquet`` without the rescue key (rescue folders hold only files with it)."""
+    try:
+        others = [p for p in folder.glob("*.parquet") if p.name != besides.name]
+    except OSError:
+        return False
+    for p in others:
+        meta = _read_meta(p) if p.is_file() else None
+        if meta is not None and STORE_KEY not in meta:
+            return True
+    return False
+
+
+def refuse_non_rescue(root: Path, src: Path, *, force: bool = False) -> None:
+    """Refuse a file ``store recover`` must not take: recovering merges it, then removes it.
+
+    Raises:
+        ConfigError: ``src`` (its real path) is a session file of a store, the target's or
+            another's (a folder holding session files, other than a ``.rescue`` folder); or it
+            lacks the rescue metadata key and ``force`` is not set.
+    """
+    from edgebench.errors import ConfigError
+
+    real = Path(os.path.realpath(src))
+    if not real.is_file():  # a named pipe or a device: reading it would block or never end
+        raise ConfigError(f"{shown(src)} is not a regular file, not a rescue file")
+    folder = real.parent
+    store_file = folder == Path(os.path.realpath(root)) or (
+        folder.name != RESCUE_DIR and _holds_session_files(folder, real))
+    if store_file:
+        raise ConfigError(
+            f"{shown(src)} is a session file of the store {shown(folder)}, not a rescue file: "
+            "recovering it would remove it from that store (copy it elsewhere first to bring "
+            "its rows in with --force)")
+    meta = _read_meta(real)
+    if meta is not None and STORE_KEY not in meta and not force:  # unreadable: said later
+        raise ConfigError(
+            f"{shown(src)} is not a rescue file (no {STORE_KEY.decode()} in its metadata): "
+            "recovering moves its rows into the store and removes it; add --force to do so")
 
 
 _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

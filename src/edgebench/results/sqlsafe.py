@@ -37,11 +37,15 @@ def _temporal(t: pa.DataType) -> bool:
 
 def _converts(col: pa.ChunkedArray) -> bool:
     """Whether a column becomes a pandas column whose values print (dates within Python's
-    range: DuckDB's ``infinity`` timestamp is not one)."""
+    range: DuckDB's ``infinity`` timestamp is not one) and that ``--format json`` can write
+    (an ``INTERVAL`` becomes a pandas ``DateOffset``, which it cannot: the JSON dump is
+    tried on every column of Python objects)."""
     try:
-        col.to_pandas()
+        series = col.to_pandas()
         if _temporal(col.type):
             col.to_pylist()
+        if series.dtype == object:
+            series.to_frame().to_json(orient="records", date_format="iso")
     except Exception:  # noqa: BLE001 - pyarrow raises many kinds here; the fallback is text
         return False
     return True

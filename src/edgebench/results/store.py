@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from edgebench.errors import ConfigError, StoreError
+from edgebench.errors import StoreError
 from edgebench.results import rescue, sqlsafe
 from edgebench.results.fsio import (
     durable_write,
@@ -27,11 +26,12 @@ from edgebench.results.fsio import (
     fsync_dir,
     os_reason,
     parquet_bytes,
+    safe_text,
     shown,
     unlink_quietly,
 )
 from edgebench.results.schema import RunRecord, arrow_schema
-from edgebench.results.verify import VERSION_KEY, FileCheck, verify_file
+from edgebench.results.verify import FileCheck, verify_file
 
 VIEW = "runs"
 QUARANTINE_DIR = "quarantine"
@@ -41,20 +41,48 @@ QUARANTINE_DIR = "quarantine"
 write_bytes: Callable[[Path, bytes], None] = durable_write
 
 
+def _safe(value):
+    """A row's value with its text made valid UTF-8 (``fsio.safe_text``): a model path named
+    in bytes that are not UTF-8 is stored escaped, never lost to an encoding error."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, list):
+        return [_safe(v) for v in value]
+    return value
+
+
 def records_to_table(records: Iterable[RunRecord]) -> pa.Table:
-    """Rows -> an Arrow table of the store's schema."""
-    rows = [dataclasses.asdict(r) for r in records]
-    return pa.Table.from_pylist(rows, schema=arrow_schema())
-
-
-def file_schema_version(path: Path) -> int | None:
-    """The schema version written in a store file's metadata (None if absent)."""
+    """Rows -> an Arrow table of the store's schema (text columns escaped where they are not
+    valid UTF-8). A value that still does not fit its column (a bug upstream) is stored as
+    null and named in the row's ``message``: the row is kept, never lost with the session."""
+    rows = [{k: _safe(v) for k, v in dataclasses.asdict(r).items()} for r in records]
+    schema = arrow_schema()
     try:
-        meta = pq.read_schema(path).metadata or {}
-    except (pa.ArrowInvalid, OSError) as e:
-        raise ConfigError(f"store file {shown(path)} is not a readable Parquet file: {e}") from e
-    raw = meta.get(VERSION_KEY)
-    return int(raw) if raw is not None else None
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return _lenient_table(rows, schema)
+
+
+def _lenient_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """``rows`` as a table, each value that does not convert to its column's type nulled and
+    named in its row's ``message``."""
+    lost: dict[int, list[str]] = {}
+    for f in schema:
+        try:
+            pa.array([r[f.name] for r in rows], f.type)
+            continue
+        except (pa.ArrowException, ValueError, TypeError, OverflowError):
+            pass
+        for i, r in enumerate(rows):
+            try:
+                pa.scalar(r[f.name], f.type)
+            except (pa.ArrowException, ValueError, TypeError, OverflowError):
+                lost.setdefault(i, []).append(f"{f.name}={str(r[f.name])[:40]!r}")
+                r[f.name] = None
+    for i, names in lost.items():
+        note = f"not stored (not of the column's type): {', '.join(names)}"
+        rows[i]["message"] = "; ".join(m for m in (rows[i].get("message"), note) if m)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 class Store:
@@ -214,8 +242,8 @@ class Store:
                 message and ``rescue`` name (``edgebench store recover`` brings them in).
         """
         path = self.root / f"{session_id}.parquet"
-        table = records_to_table(records)
         try:
+            table = records_to_table(records)  # keeps every row (text escaped, misfits null)
             self.write_table(path, table)
         except OSError as e:
             raise self._rescued(path, session_id, table, os_reason(e)) from e

@@ -9,6 +9,7 @@ the process: repeated queries do not read a file again.
 from __future__ import annotations
 
 import functools
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def verify_file(path: Path, *, cached: bool = True) -> FileCheck:
         st = path.stat()
     except OSError as e:
         return FileCheck(path, None, None, f"cannot read it: {os_reason(e)}")
+    if not stat.S_ISREG(st.st_mode):  # a named pipe would block the read for ever
+        return FileCheck(path, None, None, "not a regular file")
     key = (st.st_size, st.st_mtime_ns)
     hit = _CACHE.get(path)
     if cached and hit is not None and hit[0] == key:

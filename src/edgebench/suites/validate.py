@@ -117,6 +117,17 @@ def _seconds(lo_open: bool, hi: float) -> Callable[[Any], float]:
     return check
 
 
+def _utf8(value: str, what: str, at: tuple = ()) -> str:
+    """``value`` if it encodes as UTF-8; a lone surrogate (``"\\ud800"`` in YAML, a file name's
+    undecodable byte from the command line) cannot be stored, printed or passed to a runtime."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        _fail(f"expected {what} in valid UTF-8 text, got {show(value)} (character "
+              f"{e.start + 1} is a lone surrogate)", at)
+    return value
+
+
 def _text(what: str, empty: bool = True) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value is None and empty:  # `description:` with nothing after it
@@ -126,7 +137,7 @@ def _text(what: str, empty: bool = True) -> Callable[[Any], str]:
         if len(value) > MAX_TEXT or "\x00" in value:
             _fail(f"expected {what} (at most {MAX_TEXT} characters, no NUL), "
                   f"got {show(value)}")
-        return value
+        return _utf8(value, what)
 
     return check
 
@@ -137,6 +148,7 @@ def _known(kind: str, choices: Iterable[str]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str):
             _fail(f"expected a {kind} name, got {show(value)}")
+        _utf8(value, f"a {kind} name")
         try:
             return check_name(kind, value, names)
         except ConfigError as e:
@@ -200,7 +212,9 @@ def _json_value(value: Any, at: tuple, budget: list[int]) -> Any:
         _fail(f"more than {MAX_OPTION_VALUES:,} values", at)
     if len(at) > MAX_OPTION_DEPTH:
         _fail(f"nested more than {MAX_OPTION_DEPTH} levels deep", at)
-    if value is None or isinstance(value, (bool, str)):
+    if isinstance(value, str):
+        return _utf8(value, "a text", at)
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         if not -(2**63) <= value < 2**63:
@@ -217,6 +231,7 @@ def _json_value(value: Any, at: tuple, budget: list[int]) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 _fail(f"expected setting names to be text, got {show(k)}", at)
+            _utf8(k, "a setting name", at)
             out[k] = _json_value(v, (*at, k), budget)
         return out
     _fail("expected a number, text, true/false, null, a list or a mapping, "
@@ -233,6 +248,7 @@ def _check_options(value: Any) -> dict[str, dict[str, Any]]:
     for fw, settings in value.items():
         if not isinstance(fw, str):
             _fail(f"expected a framework name, got {show(fw)}")
+        _utf8(fw, "a framework name")
         try:
             check_name("framework", fw, FRAMEWORKS)
         except ConfigError as e:
@@ -240,6 +256,11 @@ def _check_options(value: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(settings, Mapping):
             _fail(f"expected a mapping of settings (e.g. {{n_ctx: 512}}), got {show(settings)}",
                   (fw,))
+        known = FRAMEWORKS[fw].options
+        for name in settings if known is not None else ():
+            if isinstance(name, str) and name not in known:
+                _fail(f"unknown {fw} option {show(name)}{suggest(name, known)}; known: "
+                      f"{', '.join(known)}", (fw,))
         out[fw] = _json_value(settings, (fw,), budget)
     return out
 

@@ -3,6 +3,7 @@ expanded, stays bounded in size and depth. Every failure is one ``ConfigError`` 
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,16 @@ MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
 
 
-def read_file(path: Path) -> str:
-    """A suite file's text, or a ConfigError saying what the path is instead."""
-    what = f"suite file {path}"
+def regular_file(path: Path, what: str, kind: str, empty: str) -> os.stat_result:
+    """``path``'s status when it is a regular, non-empty file (checked before opening it: a
+    named pipe or a device would block or never end a read), else a ConfigError saying what
+    the path is instead.
+
+    Args:
+        what: the file as messages name it, e.g. ``suite file s.yaml``.
+        kind: what it should be, e.g. ``a YAML file`` ("is a directory, not ...").
+        empty: why an empty one is refused, e.g. ``a suite is a YAML mapping of settings``.
+    """
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -26,11 +34,18 @@ def read_file(path: Path) -> str:
     except (OSError, ValueError) as e:
         raise ConfigError(f"{what} cannot be read: {getattr(e, 'strerror', None) or e}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise ConfigError(f"{what} is a directory, not a YAML file")
+        raise ConfigError(f"{what} is a directory, not {kind}")
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError(f"{what} is not a regular file")
     if st.st_size == 0:
-        raise ConfigError(f"{what} is empty: a suite is a YAML mapping of settings")
+        raise ConfigError(f"{what} is empty: {empty}")
+    return st
+
+
+def read_file(path: Path) -> str:
+    """A suite file's text, or a ConfigError saying what the path is instead."""
+    what = f"suite file {path}"
+    st = regular_file(path, what, "a YAML file", "a suite is a YAML mapping of settings")
     if st.st_size > MAX_SUITE_BYTES:
         raise ConfigError(f"{what} is {st.st_size:,} bytes: a suite file is at most "
                           f"{MAX_SUITE_BYTES:,}")

@@ -48,9 +48,9 @@ def accepts(source: SourceModel) -> str | None:
         return None
     arch = ""
     if source.format == "hf":
-        import json
+        from edgebench.models.hf_config import read_hf_config
 
-        cfg = json.loads((source.path / "config.json").read_text())
+        cfg = read_hf_config(source.path)
         arch = f" (architecture {', '.join(cfg.get('architectures') or ['unknown'])})"
     return (f"gguf targets are made from a GGUF source here, not from a {source.format} "
             f"checkpoint{arch}: llama.cpp's convert_hf_to_gguf.py is not shipped in any "

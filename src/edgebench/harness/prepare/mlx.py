@@ -40,9 +40,10 @@ def accepts(source: SourceModel) -> str | None:
     if source.format != "hf":
         return f"cannot convert {source.format} to MLX"
     import importlib.util
-    import json
 
-    model_type = json.loads((source.path / "config.json").read_text()).get("model_type")
+    from edgebench.models.hf_config import read_hf_config
+
+    model_type = read_hf_config(source.path).get("model_type")
     if importlib.util.find_spec("mlx_lm") is None:
         return None  # tools() reports the missing package with its install hint
     if model_type is None or importlib.util.find_spec(f"mlx_lm.models.{model_type}") is None:

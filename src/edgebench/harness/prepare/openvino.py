@@ -8,7 +8,6 @@ first when the source is a GGUF file).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from edgebench.harness.prepare.recipe import (
     need_dependency,
     needs_checkpoint,
 )
+from edgebench.models.hf_config import read_hf_config
 
 FORMAT = "openvino"
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
@@ -61,7 +61,7 @@ def build(source: SourceModel, precision: str, out: Path, dependency: need_depen
     notes = [f"optimum-intel {PINS['optimum-intel']} export, transformers {PINS['transformers']}"]
     if precision == "int4":
         # NNCF's usual group of 128 must divide every weight's input channels
-        hidden = json.loads((hf / "config.json").read_text()).get("hidden_size", 128)
+        hidden = read_hf_config(hf).get("hidden_size") or 128
         group = 128 if hidden % 128 == 0 else 64
         args += ["--group-size", str(group)]
         notes.append(f"int4 group size {group}")

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError, DeviceUnavailable, RunnerUnavailable
+from edgebench.harness.registry import FRAMEWORKS
 from edgebench.harness.runner import LoadInfo, RunnerInfo, TokenTimeline
 
 EXTRA = "llama-cpp"
 # Settings a suite may pass through to ``llama_cpp.Llama`` (others are refused by name).
-OPTIONS = ("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "flash_attn", "use_mmap",
-           "use_mlock", "offload_kqv", "type_k", "type_v", "seed")
+OPTIONS = FRAMEWORKS["llama-cpp"].options or ()  # the suite options it takes
 _GPU_BACKENDS = {"cuda": "CUDA", "metal": "METAL", "vulkan": "VULKAN"}
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError, DeviceUnavailable, RunnerUnavailable
+from edgebench.harness.registry import FRAMEWORKS
 from edgebench.harness.runner import LoadInfo, RunnerInfo, TokenTimeline
 
 EXTRA = "mlx"
-OPTIONS = ("prefill_step_size", "compute_dtype")
+OPTIONS = FRAMEWORKS["mlx"].options or ()  # the suite options it takes
 _DTYPES = ("float32", "float16", "bfloat16")
 #: Parameter groups ``compute_dtype`` casts: the quantization scales and biases of quantized
 #: layers and the weights of norm layers. Weight matrices (packed or float) are never cast.

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError, DeviceUnavailable, RunnerUnavailable
+from edgebench.harness.registry import FRAMEWORKS
 from edgebench.harness.runner import LoadInfo, RunnerInfo, TokenTimeline
 
 EXTRA = "ort-genai"
 # Session options a suite may pass (written into the config overlay, recorded in the row).
-OPTIONS = ("intra_op_num_threads", "inter_op_num_threads", "enable_profiling",
-           "graph_optimization_level", "max_length")
+OPTIONS = FRAMEWORKS["ort-genai"].options or ()
 _MIN_LENGTH = 512  # a windowed KV cache needs capacity >= the model's sliding window
 
 
