@@ -26,6 +26,9 @@ INTEL = dict(cpu_model="Intel(R) Core(TM) i7-1185G7", cpu_cores_logical=8,
 AMD = dict(cpu_model="AMD EPYC 7763", cpu_cores_logical=16, ram_total_mb=64000.0,
            os="Linux 6.5.0 (x86_64)", accelerators="")
 HERE = {"machine_id": "m1", **INTEL}
+#: Most rows here have no quality row: the comparison rules, not quality, are the subject, so
+#: they are ranked with --allow-unmeasured-quality (tests/test_decision.py covers the default).
+ANY_QUALITY = dict(allow_unmeasured_quality=True)
 
 
 def speed(fw, prec, decode, *, rss=400.0, mem=None, mb=100, t=0, key=None, machine="m1",
@@ -108,6 +111,35 @@ def test_recommend_joins_quality_of_one_protocol(tmp_path):
     assert "left out 1 quality row(s) of other protocols: reference ort-genai:fp32" in note
 
 
+def test_the_quality_reference_counts_as_measured_with_kld_0(tmp_path):
+    """f16 has no quality row of its own, but it is the reference the others were measured
+    against: KLD 0 by definition. The same precision on another device is not the reference."""
+    rows = [speed("llama-cpp", "f16", 20.0, mb=500),
+            speed("llama-cpp", "q8_0", 32.0, mb=270),
+            speed("llama-cpp", "f16", 25.0, mb=500, key="f16-gpu", device="vulkan"),
+            qual("llama-cpp", "q8_0", 0.002, chunks=2)]
+    rec = api.recommend(store_of(tmp_path, *rows), "this", machine=HERE)  # every device
+    f16 = next(r.candidate for r in (rec.winner, *rec.runners_up)
+               if r.candidate.name == "llama-cpp f16 cpu")
+    assert f16.kld_mean.value == 0.0 and f16.ppl.value == 20.0
+    assert f16.quality_note.startswith("the quality reference (llama-cpp:f16) of 1 measured")
+    assert next(r for r in present.rows(rec) if r["candidate"] == "llama-cpp f16 cpu")[
+        "KLD"] == "0 (the reference)"
+    assert rec.unmeasured_quality == ("llama-cpp f16 vulkan",)
+    # the command repeats the protocol (2 chunks, not the default 4), so the new rows compare
+    assert rec.measure_quality == ("edgebench quality t --resume --chunks 2 --reference "
+                                   "llama-cpp:f16")
+
+
+def test_rows_merged_from_launches_bring_every_sample(tmp_path):
+    samples = [30.0, 30.5, 29.5, 31.0, 30.2, 29.8, 30.1, 30.4, 29.9, 30.3]  # 2 launches x 5
+    rows = [speed("llama-cpp", "q8_0", 30.1, launches=2, decode_tok_s_samples=samples,
+                  sample_launch=[0] * 5 + [1] * 5),
+            qual("llama-cpp", "q8_0", 0.002)]
+    rec = api.recommend(store_of(tmp_path, *rows), "cpu", machine=HERE)
+    assert rec.winner.candidate.decode_tok_s.samples == tuple(samples)
+
+
 def test_report_joins_quality_of_one_protocol():
     rows = records_to_table(_protocol_rows()).to_pandas()
     pp = tables.per_precision(tables.prepare(rows))
@@ -137,7 +169,7 @@ def _two_machines():
 
 def test_recommend_ranks_one_hardware_and_names_the_rest(tmp_path):
     st = store_of(tmp_path, *_two_machines())
-    rec = api.recommend(st, "cpu", machine=HERE)
+    rec = api.recommend(st, "cpu", machine=HERE, **ANY_QUALITY)
     assert sorted(names(rec)) == ["llama-cpp f16 cpu", "llama-cpp q4_k_m cpu",
                                   "llama-cpp q8_0 cpu"]
     note = next(n for n in rec.notes if n.startswith("ranking one hardware"))
@@ -145,14 +177,15 @@ def test_recommend_ranks_one_hardware_and_names_the_rest(tmp_path):
     assert "left out 2 row(s) of other hardware: AMD EPYC 7763" in note
     assert "--across-machines" in note
     # a machine without rows: the hardware with most rows (Intel, 3 against 2)
-    other = api.recommend(st, "cpu", machine={"machine_id": "m9", "cpu_model": "Z"})
+    other = api.recommend(st, "cpu", machine={"machine_id": "m9", "cpu_model": "Z"},
+                          **ANY_QUALITY)
     assert "(the one with most rows)" in " ".join(other.notes)
     assert sorted(names(other)) == sorted(names(rec))
 
 
 def test_across_machines_ranks_together_and_says_so(tmp_path):
     st = store_of(tmp_path, *_two_machines())
-    rec = api.recommend(st, "cpu", machine=HERE, across_machines=True)
+    rec = api.recommend(st, "cpu", machine=HERE, across_machines=True, **ANY_QUALITY)
     assert rec.winner.candidate.name == "llama-cpp q4_k_m cpu @AMD EPYC 7763"
     assert len(names(rec)) == 5
     assert any(n.startswith("--across-machines: ranking rows of 2 different hardware") for n
@@ -166,7 +199,7 @@ def test_nightly_runners_are_one_hardware(tmp_path):
     st = store_of(tmp_path, speed("llama-cpp", "f16", 20.0), speed("llama-cpp", "q4_k_m", 40.0),
                   speed("llama-cpp", "q4_k_m", 44.0, machine="m2", hw=night2, t=24))
     night3 = {"machine_id": "m3", **INTEL, "ram_total_mb": 15901.0}
-    rec = api.recommend(st, "this", machine=night3)
+    rec = api.recommend(st, "this", machine=night3, **ANY_QUALITY)
     assert not rec.guidance
     assert sorted(names(rec)) == ["llama-cpp f16 cpu", "llama-cpp q4_k_m cpu"]
     assert rec.winner.candidate.decode_tok_s.value == 44.0
@@ -207,7 +240,7 @@ def test_imported_rows_never_choose_the_workload_or_hide_a_measured_cell(tmp_pat
                   speed("llama-cpp", "f16", 20.0, prompt_tokens=64),
                   # same cell identity, imported later: it must not replace the measurement
                   speed("llama-cpp", "f16", 500.0, prompt_tokens=64, t=3, **imp))
-    rec = api.recommend(st, "cpu", machine=HERE)
+    rec = api.recommend(st, "cpu", machine=HERE, **ANY_QUALITY)
     assert not rec.guidance and rec.winner.candidate.name == "llama-cpp q4_k_m cpu"
     assert "llama-cpp f16 cpu" in names(rec)
     assert [r.candidate.measurement for r in rec.rejected] == ["imported:llama-bench"]
@@ -232,7 +265,7 @@ def _rerun_rows():
 
 
 def test_a_later_failure_does_not_hide_the_measurement(tmp_path):
-    rec = api.recommend(store_of(tmp_path, *_rerun_rows()), "cpu", machine=HERE)
+    rec = api.recommend(store_of(tmp_path, *_rerun_rows()), "cpu", machine=HERE, **ANY_QUALITY)
     q4 = next(r for r in (rec.winner, *rec.runners_up) if r.candidate.precision == "q4_k_m")
     assert q4.candidate.decode_tok_s.value == 40.0  # the latest ok row, not the first
     assert q4.candidate.warnings[0].startswith("a later run on 2026-01-01 02:00 ended in "
@@ -259,11 +292,11 @@ def test_report_uses_the_same_row_and_warns():
 def test_rank_uses_peak_mem_when_all_have_it_else_rss_for_all():
     a = Candidate("x", "a", "cpu", peak_mem_mb=300.0, peak_rss_mb=500.0, model_bytes=MB)
     b = Candidate("x", "b", "cpu", peak_mem_mb=350.0, peak_rss_mb=400.0, model_bytes=MB)
-    both = rank([a, b], weights="memory")
+    both = rank([a, b], weights="memory", **ANY_QUALITY)
     assert both.winner.candidate.name == "x a cpu" and both.memory_figure == "peak_mem_mb"
     assert not any("peak_rss_mb" in n for n in both.notes)
     old = Candidate("x", "c", "cpu", peak_rss_mb=450.0, model_bytes=MB)
-    mixed = rank([a, b, old], Constraints(max_memory_mb=420), weights="memory")
+    mixed = rank([a, b, old], Constraints(max_memory_mb=420), weights="memory", **ANY_QUALITY)
     assert mixed.memory_figure == "peak_rss_mb"
     assert {r.candidate.name: r.reasons for r in mixed.rejected} == {
         "x a cpu": ("peak_rss_mb 500 > 420",), "x c cpu": ("peak_rss_mb 450 > 420",)}
@@ -275,7 +308,7 @@ def test_recommend_reads_peak_mem_from_the_store(tmp_path):
     st = store_of(tmp_path, speed("llama-cpp", "q8_0", 30.0, mem=350.0, rss=400.0),
                   speed("llama-cpp", "q4_k_m", 30.0, mem=300.0, rss=500.0))
     rec = api.recommend(st, "cpu", optimize="memory", machine=HERE,
-                        constraints=Constraints(max_memory_mb=320))
+                        constraints=Constraints(max_memory_mb=320), **ANY_QUALITY)
     assert rec.winner.candidate.name == "llama-cpp q4_k_m cpu"
     assert rec.rejected[0].reasons == ("peak_mem_mb 350 > 320",)
     assert "peak mem MB" in present.rows(rec)[0]
@@ -298,12 +331,14 @@ def test_report_memory_is_one_figure_per_comparison():
 
 def test_klds_at_the_floor_are_equal_in_ranking_and_shown_as_such():
     def c(prec, kld, mb):
-        return Candidate("llama-cpp", prec, "cpu", decode_tok_s=Estimate(10.0),
+        return Candidate("llama-cpp", prec, "cpu",
+                         decode_tok_s=Estimate(10.0, samples=(9.9, 10.0, 10.1)),
                          peak_rss_mb=400.0, model_bytes=mb * MB, kld_mean=Estimate(kld),
                          kld_floor=1e-5)
 
     rec = rank([c("f16", 0.0, 500), c("q8_0", 2.5e-5, 270)], weights="quality")
-    # both below 3 x 1e-5: equal on KLD, so a tie, which the smaller artifact wins
+    # both below 3 x 1e-5: equal on KLD (and equal samples), so a tie, which the smaller
+    # artifact wins
     assert rec.winner.candidate.precision == "q8_0"
     assert [r.candidate.precision for r in rec.ties] == ["f16"]
     assert present.rows(rec)[0]["KLD"] == "at the floor (< 3x 1e-05)"
@@ -355,11 +390,12 @@ def test_busy_and_disagreeing_rows_are_marked(tmp_path):
 
 def test_cli_across_machines(tmp_path, capsys):
     store_of(tmp_path, *_two_machines(), name="store")  # the conftest's EDGEBENCH_STORE
-    code, out, err = run_main(["recommend", "--device", "cpu", "--format", "json"], capsys)
+    code, out, err = run_main(["recommend", "--device", "cpu", "--format", "json",
+                               "--allow-unmeasured-quality"], capsys)
     assert code == 0 and "left out 2 row(s) of other hardware" in err
     assert len(json.loads(out)["runners_up"]) + 1 + len(json.loads(out)["ties"]) == 3
     code, out, err = run_main(["recommend", "--device", "cpu", "--across-machines",
-                               "--format", "json"], capsys)
+                               "--allow-unmeasured-quality", "--format", "json"], capsys)
     data = json.loads(out)
     assert code == 0 and "--across-machines: ranking rows of 2" in err
     assert data["winner"]["candidate"]["name"] == "llama-cpp q4_k_m cpu @AMD EPYC 7763"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -241,3 +245,147 @@ def test_build_report_with_a_recommender():
     rep = build_report(frame(hand_rows()), recommender=pick)
     assert {r.winner for r in rep.recommendations} == {"llama-cpp:q4_k_m"}
     assert "Ship: llama-cpp:q4_k_m" in render(rep, "md")
+
+
+# --- the answer first, from the decision layer ---------------------------------------------
+
+def test_the_report_opens_with_its_answer_and_ends_with_environment_and_method(tmp_path):
+    from edgebench.reports.build import SECTIONS
+
+    keys = [k for k, _ in SECTIONS]
+    assert keys[:2] == ["recommendation", "chapter"] and keys[-1] == "environment"
+    assert sorted(keys) == sorted(["environment", "chapter", "matrices", "pareto", "latency",
+                                   "recommendation", "history"])  # every section kept
+    html = api.report(_store(tmp_path), out=tmp_path / "r.html").read_text()
+    assert re.findall(r'<section id="(\w+)">', html) == keys
+    nav = html.split("<nav>")[1].split("</nav>")[0]
+    assert re.findall(r'href="#(\w+)"', nav) == keys
+    md = api.report(_store(tmp_path), fmt="md")
+    heads = [md.index(f"## {i}. {h}") for i, (_, h) in enumerate(SECTIONS, 1)]
+    assert heads == sorted(heads)
+    assert md.index("How rows are compared") > heads[-1]  # method after the answer
+
+
+def _laptop_rows(quality: bool):
+    rows = [speed("llama-cpp", "f16", "high", 16.0, 672.0, 9.0),
+            speed("llama-cpp", "q4_k_m", "low", 4.9, 410.0, 15.2),
+            speed("ort-genai", "int4", "low", 4.0, 508.0, 32.0)]
+    if quality:
+        rows += [qual("llama-cpp", "f16", 20.0, kld_mean=0.0, ppl_reference=20.0),
+                 qual("llama-cpp", "q4_k_m", 20.1, kld_mean=0.00544, ppl_reference=20.0),
+                 qual("ort-genai", "int4", 32.2, kld_mean=0.546, ppl_reference=20.0)]
+    return [dataclasses.replace(r, suite="cpu-laptop") for r in rows]
+
+
+def test_speed_rows_alone_never_ship_a_possibly_broken_quantization():
+    md = render(build_report(frame(_laptop_rows(quality=False))), "md")
+    answer = md.split("## 2.")[0]
+    assert "Ship:" not in answer
+    assert ("**MEASURE QUALITY FIRST on cpu · Test CPU: none of the 3 measured candidate(s) "
+            "has a quality row") in answer
+    assert "run: edgebench quality cpu-laptop --resume" in answer
+
+
+def test_with_quality_the_report_ships_what_recommend_does(tmp_path):
+    md = render(build_report(frame(_laptop_rows(quality=True))), "md")
+    answer = md.split("## 2.")[0]
+    assert "**Ship: llama-cpp q4_k_m cpu (P(best) " in answer
+    assert ("ort-genai int4 cpu: rejected: kld_mean 0.546 > 0.05 (the default quality floor; "
+            "--max-kld sets another)") in answer
+    st = Store(tmp_path / "store")
+    st.write_session("s1", _laptop_rows(quality=True))
+    assert api.recommend(st, "cpu", machine={"machine_id": "mach"}).winner.candidate.name == \
+        "llama-cpp q4_k_m cpu"
+
+
+def test_some_quality_missing_is_said_beside_the_verdict():
+    rows = _laptop_rows(quality=True)[:-1]  # ort-genai int4 without its quality row
+    md = render(build_report(frame(rows)), "md")
+    answer = md.split("## 2.")[0]
+    assert "**Ship: llama-cpp q4_k_m cpu" in answer
+    assert ("**NOT RANKED, quality not measured (could be a broken quantization): ort-genai "
+            "int4 cpu; measure it: edgebench quality cpu-laptop --resume") in answer
+
+
+def test_reports_do_not_import_the_api():
+    """The report takes its verdicts from the decision layer, never from ``edgebench.api``
+    (which imports the reports: the cycle is gone)."""
+    code = """
+import sys
+from datetime import datetime, timezone
+import edgebench.reports, edgebench.reports.recommend, edgebench.reports.build
+import edgebench.reports.html, edgebench.reports.tables, edgebench.reports.select
+from edgebench.results.schema import SCHEMA_VERSION, RunRecord
+from edgebench.results.store import records_to_table
+base = dict(model="m", model_sha256="abc", device="cpu", prompt_tokens=8, new_tokens=4,
+            threads=2, options="{}", suite="t", session_id="s1", machine_id="mach",
+            started_at=datetime(2026, 1, 1, tzinfo=timezone.utc), finished_at=None,
+            edgebench_version="0", schema_version=SCHEMA_VERSION, status="ok",
+            cpu_model="Test CPU", measurement="measured")
+rows = [RunRecord(**base, framework="llama-cpp", precision=p, run_key=f"s-{p}",
+                  decode_tok_s=d, decode_tok_s_samples=[d - 1, d, d + 1], ttft_ms=100.0,
+                  peak_rss_mb=400.0) for p, d in (("f16", 20.0), ("q8_0", 30.0))]
+rows += [RunRecord(**{**base, "kind": "quality"}, framework="llama-cpp", precision=p,
+                   run_key=f"q-{p}", kld_mean=k, quality_reference="llama-cpp:f16")
+         for p, k in (("f16", 0.0), ("q8_0", 0.002))]
+rep = edgebench.reports.build_report(records_to_table(rows).to_pandas())
+assert rep.recommendations[0].winner.startswith("llama-cpp q8_0 cpu"), rep.recommendations
+edgebench.reports.render(rep, "md")
+assert "edgebench.api" not in sys.modules, "edgebench.reports imported edgebench.api"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_report_reads_the_samples_the_recommendation_bootstraps(tmp_path):
+    from edgebench.reports import load_rows
+
+    cols = set(load_rows(_store(tmp_path)).columns)
+    assert {"decode_tok_s_samples", "ttft_ms_samples"} <= cols
+
+
+def _required_columns_only(path, statuses=("ok", "error", "ok")):
+    """A store file that passes verification: schema v4 with only ``verify.REQUIRED`` set, every
+    other column null (another tool, or a future edgebench, may write such a file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from edgebench.results.schema import SCHEMA_VERSION, arrow_schema
+    from edgebench.results.verify import REQUIRED
+
+    schema = arrow_schema()
+    n = len(statuses)
+    given = {"run_key": [f"k{i}" for i in range(n)], "session_id": ["s"] * n,
+             "machine_id": ["m"] * n, "started_at": [T0 + timedelta(minutes=i) for i in range(n)],
+             "status": list(statuses)}
+    assert set(given) == set(REQUIRED)
+    cols = {f.name: pa.array(given[f.name], f.type) if f.name in given else pa.nulls(n, f.type)
+            for f in schema}
+    table = pa.table(cols, schema=schema).replace_schema_metadata(
+        {b"edgebench.schema_version": str(SCHEMA_VERSION).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "--out", "r.html"], ["report", "--out", "r.md", "--format", "md"],
+    ["report", "--out", "r.md", "--format", "md", "--across-machines"],
+    ["results", "--format", "csv"], ["results", "--all"], ["store", "check"],
+    ["recommend", "--device", "cpu", "--format", "json"],
+])
+def test_a_store_file_with_only_the_required_columns_never_blocks(tmp_path, capsys, args):
+    _required_columns_only(tmp_path / "store" / "s.parquet")
+    code, out, err = run_main(args, capsys)
+    assert code in (0, 1) and "internal error" not in err and "Traceback" not in err, err
+    assert "skipped store file" not in err  # it passes verification: it is read
+
+
+def test_environment_tolerates_null_identity_and_hardware():
+    from edgebench.reports.environment import environment
+
+    df = pd.DataFrame(records_to_table([
+        make_record(device=None, framework=None, model=None, precision=None,
+                    framework_version=None, suite=None),
+        make_record(run_key="k2", cpu_model="Test CPU")]).to_pandas())
+    env = environment(tables.prepare(df))
+    assert len(env.devices) >= 1 and not env.runtimes.empty
+    assert all(isinstance(v, str) for v in env.devices["hardware"])

@@ -16,8 +16,8 @@ from edgebench.results.store import Store
 from test_report import T0, hand_rows, speed
 
 pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-SECTIONS = ["environment", "chapter", "matrices", "pareto", "latency", "recommendation",
-            "history"]
+SECTIONS = ["recommendation", "chapter", "matrices", "pareto", "latency", "history",
+            "environment"]  # the answer first (reports/build.py SECTIONS)
 
 
 def _chromium_or_skip():

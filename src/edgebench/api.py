@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgebench.decision import Constraints, Recommendation, Weights, rank
+from edgebench.decision import DEFAULT_TIE_MARGIN, Constraints, Recommendation, Weights
 from edgebench.decision import targets as decision_targets
-from edgebench.decision import tree as decision_tree
+from edgebench.decision.decide import recommend_rows
 from edgebench.errors import (
     ConfigError,
     DeviceUnavailable,
@@ -23,11 +23,12 @@ from edgebench.errors import (
 )
 from edgebench.harness import launches as launches_mod
 from edgebench.harness import prepare as prepare_mod
+from edgebench.harness import tuning
 from edgebench.harness.device import fingerprint
 from edgebench.harness.isolate import run_isolated
 from edgebench.harness.measure import RunContext, record_for
 from edgebench.harness.prepare.manifest import Manifest
-from edgebench.harness.prompt import prompt_ids
+from edgebench.harness.prompt import PromptTooShort, prompt_ids
 from edgebench.harness.registry import installed_version
 from edgebench.models.registry import ResolvedModel, resolve_model
 from edgebench.results import queries
@@ -109,6 +110,7 @@ def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
     """
     if launches < 1:
         raise ConfigError(f"--launches must be at least 1, got {launches}")
+    tuning.check()  # a bad EDGEBENCH_RSS_INTERVAL_S & co. is refused before measuring
     store.ensure_writable()  # a store that cannot be written is refused before measuring
     store.check()  # and its unreadable files are reported (skipped) before any time is spent
     runs = plan(suite, cache) if runs is None else runs
@@ -194,15 +196,17 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
         except EdgebenchError as e:
             return record_for(run, ctx, "error", f"preparing {run.prepare} failed: {e}")
     key = (run.model_sha256, run.prompt_tokens)
-    failed = (run.model_sha256, None)  # a tokenizer that fails does so for every length
+    failed = (run.model_sha256, None)  # a tokenizer that cannot work fails every length
     if key not in prompts and failed not in prompts:
         try:  # the model's own tokenizer, from its source: the same IDs for every runtime
             source = prepare_mod.source_of(resolve_model(run.model_ref, cache)).path \
                 if run.model_ref else run.artifact.path
             prompts[key] = prompt_ids(run.model_sha256, source, run.prompt_tokens, cache)
         except Exception as e:  # any failure is this model's rows, never the sweep's end
-            prompts[failed] = e
-    ids = prompts.get(failed, prompts.get(key))
+            # too few IDs for this length (or no memory for it): another length may work;
+            # anything else (no vocabulary, a tokenizer that does not load): asked once
+            prompts[key if isinstance(e, (PromptTooShort, MemoryError)) else failed] = e
+    ids = prompts[key] if key in prompts else prompts.get(failed)  # a length that worked stays
     if isinstance(ids, RunnerUnavailable):
         return record_for(run, ctx, "unavailable", f"cannot tokenize the prompt: {ids}")
     if isinstance(ids, Exception):
@@ -343,12 +347,9 @@ def report(store: Store, *, out: str | Path | None = None, where: str | None = N
 
     if fmt not in reports.FORMATS:
         raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(reports.FORMATS)}")
-    from edgebench.reports.recommend import store_recommender
-
     rows = reports.load_rows(store, where=where, devices=devices)
     text = reports.render(reports.build_report(
         rows, title=title or "edgebench report",
-        recommender=store_recommender(store, across_machines=across_machines),
         filters=reports.describe_filters(where, devices), across_machines=across_machines), fmt)
     if out is None:
         return text
@@ -370,12 +371,16 @@ def recommend(store: Store, device: str | decision_targets.Target | None = None,
               model: str | None = None,
               machine: Mapping[str, Any] | None = None,
               rows: list[Mapping[str, Any]] | None = None,
-              across_machines: bool = False) -> Recommendation:
-    """What to ship on a device target, from the store's measured rows.
+              across_machines: bool = False, allow_unmeasured_quality: bool = False,
+              tie_margin: float = DEFAULT_TIE_MARGIN) -> Recommendation:
+    """What to ship on a device target, from the store's measured rows
+    (``edgebench.decision.decide.recommend_rows``, which the report calls too).
 
     Rows are compared under ``edgebench.decision.compare``'s rules (docs/validity.md): one
     hardware fingerprint unless ``across_machines``, the latest ok row of each cell, measured
     rows only, one quality protocol, one memory figure; the notes say what was left out.
+    Candidates without quality are not ranked unless ``allow_unmeasured_quality``; every
+    mode has the quality floor (``kld_mean <= 0.05`` unless ``constraints.max_kld``).
 
     Args:
         store: the results store.
@@ -389,32 +394,26 @@ def recommend(store: Store, device: str | decision_targets.Target | None = None,
             default: its fingerprint.
         rows: the store's rows (``queries.store_rows``), when the caller has read them.
         across_machines: rank rows of different hardware together (said in the notes).
+        allow_unmeasured_quality: rank candidates without quality rows too, as if they met
+            the quality limits (the headline says so).
+        tie_margin: scores tie when equivalent within this relative margin (default 5 %).
 
     Returns:
         The ranking, or, with no measured row for the target, the decision tree's guidance
         (``guidance`` True). ``winner`` None with ``eliminated_by`` set: no candidate meets
-        the limits.
+        the limits; with ``needs_quality``: no candidate has quality measured.
 
     Raises:
         ConfigError: an unknown target or mode, or several models and no ``model``.
     """
     target = (device if isinstance(device, decision_targets.Target)
               else decision_targets.get(device or "this"))
-    weights = Weights.for_mode(optimize)
+    Weights.for_mode(optimize)  # an unknown mode is refused before the store is read
     facts = dict(machine) if machine is not None else dataclasses.asdict(fingerprint())
-    found = queries.candidates(store, target, machine=facts, model=model, rows=rows,
-                               across_machines=across_machines)
-    notes = found.notes
-    if not found.rows_in_store:
-        notes += (f"the store {store.root} has no rows: fill it with `edgebench run cpu-laptop`",)
-    rec = rank(found.candidates, constraints, weights, target=target.name, steps=found.steps,
-               notes=notes)
-    if rec.winner is None and rec.eliminated_by is None:
-        kind = (target if target.name in decision_tree.TREE
-                else decision_targets.for_machine(facts))
-        rec = decision_tree.guidance(rec, kind, asked=target.name)
-        if target.name == "this" and found.rows_in_store and not found.candidates:
-            rec = dataclasses.replace(rec, notes=rec.notes + (
-                "the store has no ok speed row of this machine; pick the target its rows "
-                "were measured on with --device (e.g. cpu)",))
-    return rec
+    rows = queries.store_rows(store) if rows is None else rows
+    empty = () if rows else (
+        f"the store {store.root} has no rows: fill it with `edgebench run cpu-laptop`",)
+    return recommend_rows(rows, target, machine=facts, constraints=constraints,
+                          optimize=optimize, model=model, across_machines=across_machines,
+                          allow_unmeasured_quality=allow_unmeasured_quality,
+                          tie_margin=tie_margin, notes=empty)

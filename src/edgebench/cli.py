@@ -58,12 +58,22 @@ def store_option(f):
                              "./edgebench-results).")(f)
 
 
-def open_store(path):
+def open_store(path, *, existing: bool = False):
     """The results store at ``--store`` (else its default); each file a read skips (damaged,
-    of a newer schema) is named once on stderr."""
+    of a newer schema) is named once on stderr.
+
+    ``existing`` (the read-only commands): a ``--store`` folder that does not exist is an
+    error (a typo would otherwise read as an empty store); the default location
+    ($EDGEBENCH_STORE, else ./edgebench-results) may not exist yet, and the command says how to
+    fill it."""
+    from edgebench.results.fsio import shown
     from edgebench.results.store import Store
 
-    return Store(store_dir(path), on_skip=lambda msg: click.echo(f"warning: {msg}", err=True))
+    root = store_dir(path)
+    if existing and path is not None and not os.path.lexists(root):
+        raise ConfigError(f"the results store {shown(root)} does not exist (fill it with: "
+                          f"edgebench run --store {shown(root)})")
+    return Store(root, on_skip=lambda msg: click.echo(f"warning: {msg}", err=True))
 
 
 def format_option(f):
@@ -79,11 +89,13 @@ def _suite(suite, kw):
                           warmup=kw.pop("warmup"))
 
 
-def _int(text: str, flag: str) -> int:
+def _int(text: str, flag: str) -> int | str:
+    """``text`` as an integer where it is one, else as given: the suite's validator names
+    ``flag`` and what it expects (the same line for ``abc`` as for ``-1``)."""
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"{flag} takes a number or 'auto', got {text!r}") from None
+        return text
 
 
 def _emit(text: str | None) -> None:
@@ -213,8 +225,9 @@ QUALITY_COLUMNS = ("model", "framework", "precision", "device", "status", "ppl",
               help="Text file to score (default: a fixed slice of Python's pydoc topics).")
 @click.option("--n-ctx", type=int, default=512, show_default=True,
               help="Chunk length; the second half of each chunk is scored.")
-@click.option("--chunks", type=int, default=4, show_default=True,
-              help="Score at most this many chunks (bounds the cost).")
+@click.option("--chunks", type=int,
+              help="Score at most this many chunks (bounds the cost; default: the suite's "
+                   "quality_chunks, 4 unless it says otherwise).")
 @click.option("--reference", help="framework:precision whose logits KLD is measured against "
                                   "(default: llama-cpp:f16, else the first runtime installed).")
 @click.option("--resume", is_flag=True, help="Skip cells that already have an ok row here.")
@@ -238,7 +251,8 @@ def quality(suite, store, corpus, n_ctx, chunks, reference, resume, quiet, fmt, 
     err = Console(stderr=True)
     n = len(quality_runs(spec, cache)) + 1
     with SweepProgress(n, err, enabled=not quiet and err.is_terminal) as prog:
-        out = run_quality(spec, st, cache, corpus=corpus, n_ctx=n_ctx, chunks=chunks,
+        out = run_quality(spec, st, cache, corpus=corpus, n_ctx=n_ctx,
+                          chunks=spec.quality_chunks if chunks is None else chunks,
                           reference=reference, resume=resume, progress=prog.update)
     if out.rows:
         df = api.results(st, latest=False, filters={"session_id": out.session_id},
@@ -289,10 +303,12 @@ def plan(suite, fmt, cache_dir, **kw):
 def results(store, fmt, all_rows, limit, **filters):
     """Show stored runs (latest per run and machine unless --all)."""
 
-    st = open_store(store)
+    from edgebench.results.fsio import shown
+
+    st = open_store(store, existing=True)
     df = api.results(st, latest=not all_rows, filters=filters, limit=limit)
     if df.empty and fmt == "table":
-        click.echo(f"no rows in {st.root} (fill it with: edgebench run)", err=True)
+        click.echo(f"no rows in {shown(st.root)} (fill it with: edgebench run)", err=True)
         return
     _emit(render(df, fmt))
 
@@ -311,7 +327,7 @@ def sql(query, store, fmt, unsafe):
     The query runs sandboxed: it reads the runs table and nothing else, writes no file, and
     cannot change DuckDB's settings (--unsafe lifts this).
     """
-    _emit(render(api.sql(open_store(store), query, unsafe=unsafe), fmt))
+    _emit(render(api.sql(open_store(store, existing=True), query, unsafe=unsafe), fmt))
 
 
 @cli.group("store")
@@ -339,7 +355,7 @@ def store_check(store, quarantine, fmt):
     from edgebench.results import rescue
     from edgebench.results.fsio import shown
 
-    st = open_store(store)
+    st = open_store(store, existing=True)
     checks = st.verify()
     bad = [c for c in checks if not c.ok]
     moved = dict(st.quarantine(bad)) if quarantine else {}
@@ -349,7 +365,8 @@ def store_check(store, quarantine, fmt):
     if rows:
         _emit(render(pd.DataFrame(rows, dtype=object), fmt, title=f"store {shown(st.root)}"))
     else:
-        click.echo(f"no session files in {shown(st.root)}", err=True)
+        yet = "" if st.root.exists() else " (it does not exist yet; fill it with: edgebench run)"
+        click.echo(f"no session files in {shown(st.root)}{yet}", err=True)
     if moved:
         click.echo(f"moved {len(moved)} bad file(s) to {shown(st.root / 'quarantine')}", err=True)
     waiting, _ = rescue.pending(st.root)
@@ -363,8 +380,12 @@ def store_check(store, quarantine, fmt):
 @store_cmd.command("recover")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @store_option
+@click.option("--force", is_flag=True,
+              help="Also take a FILE that is not a rescue file (no rescue metadata), e.g. a "
+                   "session file copied from another store; it is removed once its rows are "
+                   "in. A store's own session file is always refused.")
 @format_option
-def store_recover(files, store, fmt):
+def store_recover(files, store, force, fmt):
     """Bring rescued rows into the store, then remove each rescue file.
 
     FILES default to every rescue file of this store: in <store>/.rescue/ and those in the
@@ -387,7 +408,7 @@ def store_recover(files, store, fmt):
     if not todo:
         click.echo(f"no rescued rows to recover for {shown(st.root)}", err=True)
         return
-    done = rescue.recover(st, todo)
+    done = rescue.recover(st, todo, force=force)
     _emit(render(pd.DataFrame([{
         "file": shown(r.source), "rows": r.rows, "added": r.added,
         "into": shown(r.target) if r.target else "",
@@ -544,7 +565,7 @@ def report(store, out, where, devices, fmt, title, across_machines):
     inlines plotly, so it opens offline.
     """
 
-    st = open_store(store)
+    st = open_store(store, existing=True)
     if out == "-":
         _emit(api.report(st, where=where, devices=devices, fmt=fmt, title=title,
                          across_machines=across_machines))
@@ -559,7 +580,8 @@ _LIMITS = (
                         "candidate's row predates it)."),
     ("--min-decode-tok-s", "Decode at least this many tokens/s."),
     ("--max-ttft-ms", "Time to first token at most this many ms."),
-    ("--max-kld", "Mean KL divergence from the reference at most this (nats)."),
+    ("--max-kld", "Mean KL divergence from the reference at most this (nats); default 0.05, "
+                  "the quality floor of every --optimize mode."),
     ("--max-ppl-increase", "Perplexity at most this much above the reference's (0.05 = 5 %)."),
     ("--max-j-per-token", "Energy per generated token at most this many joules."),
     ("--max-model-mb", "Artifact on disk at most this many MB."),
@@ -586,15 +608,26 @@ def limit_options(f):
 @click.option("--across-machines", is_flag=True,
               help="Rank rows of different hardware together (default: one hardware "
                    "fingerprint, this machine's if it has rows).")
+@click.option("--allow-unmeasured-quality", is_flag=True,
+              help="Rank candidates without quality rows too, as if they met the quality "
+                   "limits (the headline says so); default: they are not ranked.")
+@click.option("--tie-margin", type=click.FloatRange(0, 1, max_open=True), default=0.05,
+              show_default=True,
+              help="Scores tie when equivalent within this relative margin (95 % interval).")
 @store_option
 @format_option
-def recommend(device, optimize, model, explain, across_machines, store, fmt, **limits):
+def recommend(device, optimize, model, explain, across_machines, allow_unmeasured_quality,
+              tie_margin, store, fmt, **limits):
     """Which framework and precision to ship on a device, decided from measured rows.
 
-    Limits reject candidates (a candidate lacking a metric a limit needs is rejected, never
-    passed); the rest are ranked on a Pareto front with a weighted score, and candidates whose
-    intervals overlap are reported as tied. With no measured row for the target, the chapter's
+    Candidates without quality rows are not ranked (a fast broken quantization must not win;
+    the command that measures them is printed); every mode has a quality floor, --max-kld
+    0.05 by default. Limits reject candidates (a candidate lacking a metric a limit needs is
+    rejected, never passed); the rest are ranked on a Pareto front with a weighted score and
+    each one's probability of being best, and candidates tie only when their scores are
+    equivalent within --tie-margin. With no measured row for the target, the chapter's
     decision tree answers, labelled as guidance, with the command that would measure it.
+    Exit 1 when there is no winner: no candidate meets the limits, or none has quality.
     """
     import json
 
@@ -604,8 +637,10 @@ def recommend(device, optimize, model, explain, across_machines, store, fmt, **l
     from edgebench.errors import NoCandidate
     from edgebench.output import to_markdown
 
-    rec = api.recommend(open_store(store), device, constraints=Constraints(**limits),
-                        optimize=optimize, model=model, across_machines=across_machines)
+    rec = api.recommend(open_store(store, existing=True), device, constraints=Constraints(**limits),
+                        optimize=optimize, model=model, across_machines=across_machines,
+                        allow_unmeasured_quality=allow_unmeasured_quality,
+                        tie_margin=tie_margin)
     for note in rec.notes:
         click.echo(f"note: {note}", err=True)
     rows = pd.DataFrame(present.rows(rec))
@@ -718,3 +753,12 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+from edgebench.commands.history import history  # noqa: E402  (it imports cli lazily)
+
+cli.add_command(history)
+
+from edgebench.commands.gate import gate  # noqa: E402  (it imports cli lazily)
+
+cli.add_command(gate)

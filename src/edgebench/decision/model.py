@@ -1,16 +1,7 @@
-"""Decision inputs and outputs: frozen dataclasses, no I/O, no clock.
+"""Decision inputs: frozen dataclasses, no I/O, no clock.
 
-Objectives (``--optimize``) are weighted sums of normalized metrics; the weights:
-
-========  ==========================================================================
-mode      weights
-========  ==========================================================================
-speed     decode_tok_s 0.6, ttft_ms 0.3, memory_mb 0.1
-memory    memory_mb 0.6, model_mb 0.2, decode_tok_s 0.2
-quality   kld_mean 0.6, decode_tok_s 0.3, memory_mb 0.1
-energy    j_per_token 0.6, decode_tok_s 0.3, memory_mb 0.1
-balanced  decode_tok_s 0.35, memory_mb 0.25, kld_mean 0.25, ttft_ms 0.15
-========  ==========================================================================
+``objective`` holds what a ranking optimizes (``--optimize`` weights, limits, the quality floor
+and the tie margin), ``result`` what it answers.
 
 ``memory_mb`` is one figure for every candidate of a ranking: ``peak_mem_mb`` (the kernel's
 high-water mark minus the pre-import baseline) when all have it, else ``peak_rss_mb`` for all
@@ -27,11 +18,9 @@ out of the score (and the weights renormalized), never counted as zero.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass
 
 from edgebench.decision.compare import at_floor
-from edgebench.errors import ConfigError
 
 #: (metric, higher is better, unit, command that measures it)
 METRICS: dict[str, tuple[bool, str, str]] = {
@@ -44,22 +33,13 @@ METRICS: dict[str, tuple[bool, str, str]] = {
     "j_per_token": (False, "J/token", "edgebench run ... with an energy meter"),
 }
 
-OPTIMIZE: dict[str, tuple[tuple[str, float], ...]] = {
-    "speed": (("decode_tok_s", 0.6), ("ttft_ms", 0.3), ("memory_mb", 0.1)),
-    "memory": (("memory_mb", 0.6), ("model_mb", 0.2), ("decode_tok_s", 0.2)),
-    "quality": (("kld_mean", 0.6), ("decode_tok_s", 0.3), ("memory_mb", 0.1)),
-    "energy": (("j_per_token", 0.6), ("decode_tok_s", 0.3), ("memory_mb", 0.1)),
-    "balanced": (("decode_tok_s", 0.35), ("memory_mb", 0.25), ("kld_mean", 0.25),
-                 ("ttft_ms", 0.15)),
-}
-#: KL divergence (nats) at which the quality term falls to 1/e.
-KLD_SCALE = 0.05
-
 
 @dataclass(frozen=True)
 class Estimate:
-    """A median with its spread. ``interval`` is min-max of the repetitions when known (with 5
-    repetitions a 94 % interval for the median), else +-1.96 standard errors, else the point."""
+    """A median with its spread. ``interval`` (shown, never used to decide) is min-max of the
+    repetitions when known, else +-1.96 standard errors, else the point. ``samples`` are the
+    per-repetition values (every launch's, for a row merged from several): ranking bootstraps
+    them for P(best) and ties."""
 
     value: float
     low: float | None = None
@@ -67,6 +47,7 @@ class Estimate:
     stderr: float | None = None
     stdev: float | None = None
     n: int | None = None
+    samples: tuple[float, ...] = ()
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -88,7 +69,9 @@ class Candidate:
     ``memory_figure`` names the column ``memory_mb`` reads (set by :func:`rank` for the whole
     ranking; empty: ``peak_mem_mb`` if present, else ``peak_rss_mb``). ``kld_floor`` is the
     reference's storage floor (``kld_floor_mean``). ``warnings``: what makes its numbers
-    doubtful (a busy machine, disagreeing timings, a later failed rerun).
+    doubtful (a busy machine, disagreeing timings, a later failed rerun). ``suite``: the suite
+    that measured it (for the command that measures its quality); ``quality_note``: how its
+    quality was obtained when not from a row of its own (the quality reference).
     """
 
     framework: str
@@ -113,6 +96,8 @@ class Candidate:
     kld_floor: float | None = None
     hardware: str = ""
     warnings: tuple[str, ...] = ()
+    suite: str = ""
+    quality_note: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -161,162 +146,6 @@ class Candidate:
         return Estimate(float(value))
 
 
-@dataclass(frozen=True)
-class Constraints:
-    """Hard limits; None = no limit. ``max_ppl_increase`` is relative (0.05 = 5 %)."""
-
-    max_memory_mb: float | None = None
-    min_decode_tok_s: float | None = None
-    max_ttft_ms: float | None = None
-    max_kld: float | None = None
-    max_ppl_increase: float | None = None
-    max_j_per_token: float | None = None
-    max_model_mb: float | None = None
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if v is not None and (not math.isfinite(v) or v < 0):
-                raise ConfigError(f"--{f.name.replace('_', '-')} must be >= 0, got {v}")
-
-    def checks(self) -> list[tuple[str, str, bool, float]]:
-        """(flag, metric, is an upper bound, limit) of each limit set, in a fixed order."""
-        out = []
-        for f in fields(self):
-            limit = getattr(self, f.name)
-            if limit is not None:
-                out.append((f"--{f.name.replace('_', '-')}", _CHECKED[f.name],
-                            f.name.startswith("max_"), float(limit)))
-        return out
-
-    def as_dict(self) -> dict[str, float]:
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) is not None}
-
-
-_CHECKED = {"max_memory_mb": "memory_mb", "min_decode_tok_s": "decode_tok_s",
-            "max_ttft_ms": "ttft_ms", "max_kld": "kld_mean", "max_ppl_increase": "ppl_increase",
-            "max_j_per_token": "j_per_token", "max_model_mb": "model_mb"}
-
-
-@dataclass(frozen=True)
-class Weights:
-    """The objective: (metric, weight) terms; see the module docstring for each mode's."""
-
-    mode: str
-    terms: tuple[tuple[str, float], ...]
-
-    @classmethod
-    def for_mode(cls, optimize: str) -> Weights:
-        if optimize not in OPTIMIZE:
-            raise ConfigError(f"unknown --optimize {optimize!r}; choose one of "
-                              f"{', '.join(OPTIMIZE)}")
-        return cls(optimize, OPTIMIZE[optimize])
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """A feasible candidate: its score interval and why it is not the winner ('' if it is)."""
-
-    candidate: Candidate
-    score: float
-    score_low: float
-    score_high: float
-    on_front: bool
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A candidate left out, with every reason (a violated limit, a missing metric, ...)."""
-
-    candidate: Candidate
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Advice:
-    """Guidance from the chapter's decision tree: not a measurement on any device."""
-
-    target: str
-    situation: str
-    framework: str
-    precision: str
-    device: str
-    reason: str
-    claim: str
-    measure: str  # the command that would measure it
-    alternatives: tuple[str, ...] = ()
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """The answer: a winner with runners-up, ties and rejections, or guidance (``guidance``
-    True: from the decision tree, not measured on this device)."""
-
-    target: str
-    optimize: str
-    constraints: Constraints = field(default_factory=Constraints)
-    winner: Ranked | None = None
-    ties: tuple[Ranked, ...] = ()
-    runners_up: tuple[Ranked, ...] = ()
-    rejected: tuple[Rejected, ...] = ()
-    steps: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()  # shown even without --explain (rows left out, empty store)
-    eliminated_by: str | None = None  # the limit that removed the last feasible candidate
-    memory_figure: str = "peak_rss_mb"  # the column every candidate's memory_mb read
-    guidance: bool = False
-    advice: Advice | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            "target": self.target, "optimize": self.optimize,
-            "constraints": self.constraints.as_dict(), "guidance": self.guidance,
-            "label": GUIDANCE_LABEL if self.guidance else "measured",
-            "winner": _ranked(self.winner) if self.winner else None,
-            "ties": [_ranked(r) for r in self.ties],
-            "runners_up": [_ranked(r) for r in self.runners_up],
-            "rejected": [{"candidate": _cand(r.candidate), "reasons": list(r.reasons)}
-                         for r in self.rejected],
-            "eliminated_by": self.eliminated_by, "memory_figure": self.memory_figure,
-            "advice": _advice(self.advice) if self.advice else None,
-            "notes": list(self.notes), "steps": list(self.steps),
-        }
-
-
-GUIDANCE_LABEL = "guidance, not measured on this device"
-
-
-def _cand(c: Candidate) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": c.name, "framework": c.framework, "precision": c.precision,
-                           "device": c.device, "model": c.model,
-                           "measurement": c.measurement or "measured"}
-    for m in METRICS:
-        e = c.metric(m)
-        out[m] = None if e is None else e.value
-        if e is not None and e.interval[0] != e.interval[1]:
-            out[f"{m}_interval"] = list(e.interval)
-    out.update(memory_figure=c.memory_column, peak_mem_mb=c.peak_mem_mb,
-               peak_rss_mb=c.peak_rss_mb, kld_floor_mean=c.kld_floor,
-               kld_at_floor=c.kld_at_floor, hardware=c.hardware, warnings=list(c.warnings))
-    if c.kld_mean is not None:
-        out["kld_mean"] = c.kld_mean.value  # as measured; kld_at_floor says how it ranked
-    return out
-
-
-def _ranked(r: Ranked) -> dict[str, Any]:
-    return {"candidate": _cand(r.candidate), "score": r.score,
-            "score_interval": [r.score_low, r.score_high], "pareto": r.on_front,
-            "reason": r.reason}
-
-
-def _advice(a: Advice) -> dict[str, Any]:
-    return {f.name: (list(v) if isinstance(v := getattr(a, f.name), tuple) else v)
-            for f in fields(a)}
-
-
 def fmt(value: float) -> str:
     """A number as people read it: 812, 31.2, 0.0123."""
     a = abs(value)
@@ -325,3 +154,14 @@ def fmt(value: float) -> str:
     if a >= 1:
         return f"{value:.1f}"
     return "0" if a == 0 else f"{value:.3g}"
+
+
+def fmt_pair(a: float, b: float) -> tuple[str, str]:
+    """Two different numbers formatted so that they read different (15.24 vs 15.21: not
+    "15.2 vs 15.2"); equal numbers read equal."""
+    sa, sb = fmt(a), fmt(b)
+    digits = 3
+    while sa == sb and a != b and digits < 12:
+        digits += 1
+        sa, sb = f"{a:.{digits}g}", f"{b:.{digits}g}"
+    return sa, sb

@@ -5,14 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.decision.compare import floor_text
-from edgebench.decision.model import (
-    GUIDANCE_LABEL,
-    Candidate,
-    Estimate,
-    Ranked,
-    Recommendation,
-    fmt,
-)
+from edgebench.decision.model import Candidate, Estimate, fmt
+from edgebench.decision.result import GUIDANCE_LABEL, Ranked, Recommendation
 
 _COLUMNS = (("decode tok/s", "decode_tok_s"), ("TTFT ms", "ttft_ms"),
             ("memory MB", "memory_mb"), ("model MB", "model_mb"), ("KLD", "kld_mean"))
@@ -28,12 +22,16 @@ def _cell(e: Estimate | None) -> str:
     return fmt(e.value) if lo == hi else f"{fmt(e.value)} ({fmt(lo)}-{fmt(hi)})"
 
 
-def _metrics(c: Candidate, memory: str) -> dict[str, str]:
+def _metrics(c: Candidate, memory: str, assumed: bool) -> dict[str, str]:
     out = {(MEMORY_HEADER.get(memory, memory) if m == "memory_mb" else label): _cell(c.metric(m))
            for label, m in _COLUMNS}
-    if c.kld_at_floor:  # below 3x the storage floor: a number would pretend precision
+    if c.kld_mean is None:
+        out["KLD"] = "NOT MEASURED (assumed)" if assumed else "not measured"
+    elif c.quality_note:  # the quality reference, without a row of its own
+        out["KLD"] = "0 (the reference)"
+    elif c.kld_at_floor:  # below 3x the storage floor: a number would pretend precision
         out["KLD"] = floor_text(c.kld_floor)
-    elif c.kld_mean is not None:
+    else:
         out["KLD"] = _cell(c.kld_mean)
     inc = c.metric("ppl_increase")
     out["PPL vs ref"] = "" if inc is None else f"{inc.value:+.1%}"
@@ -44,13 +42,15 @@ def _name(c: Candidate) -> str:
     return f"{WARN} {c.name}" if c.warnings else c.name
 
 
-def _row(verdict: str, c: Candidate, memory: str, score: str, why: str) -> dict[str, Any]:
-    return {"verdict": verdict, "candidate": _name(c), **_metrics(c, memory), "score": score,
-            "why": why, "warnings": "; ".join(c.warnings)}
+def _row(verdict: str, c: Candidate, rec: Recommendation, score: str, p_best: str,
+         why: str) -> dict[str, Any]:
+    return {"verdict": verdict, "candidate": _name(c),
+            **_metrics(c, rec.memory_figure, rec.quality_assumed), "score": score,
+            "P(best)": p_best, "why": why, "warnings": "; ".join(c.warnings)}
 
 
-def _ranked(verdict: str, r: Ranked, memory: str) -> dict[str, Any]:
-    return _row(verdict, r.candidate, memory, f"{r.score:.2f}", r.reason)
+def _ranked(verdict: str, r: Ranked, rec: Recommendation) -> dict[str, Any]:
+    return _row(verdict, r.candidate, rec, f"{r.score:.2f}", f"{r.p_best:.2f}", r.reason)
 
 
 def rows(rec: Recommendation) -> list[dict[str, Any]]:
@@ -62,35 +62,63 @@ def rows(rec: Recommendation) -> list[dict[str, Any]]:
             ("framework", a.framework), ("precision", a.precision), ("device", a.device),
             ("why", a.reason), ("claim", a.claim), ("measure with", a.measure),
             ("note", a.note), ("runs there", "; ".join(a.alternatives))) if v]
-    mem = rec.memory_figure
-    out = [_ranked("winner", rec.winner, mem)] if rec.winner else []
-    out += [_ranked("tied", r, mem) for r in rec.ties]
-    out += [_ranked("runner-up", r, mem) for r in rec.runners_up]
-    out += [_row("rejected", r.candidate, mem, "", "; ".join(r.reasons)) for r in rec.rejected]
+    out = [_ranked("winner", rec.winner, rec)] if rec.winner else []
+    out += [_ranked("tied", r, rec) for r in rec.ties]
+    out += [_ranked("runner-up", r, rec) for r in rec.runners_up]
+    out += [_row("rejected", r.candidate, rec, "", "", "; ".join(r.reasons))
+            for r in rec.rejected]
     if not any(r["warnings"] for r in out):
         for r in out:
             del r["warnings"]
     return out
 
 
+def quality_gap(rec: Recommendation) -> str:
+    """What the answer assumed or left out for lack of quality rows, with the command that
+    measures it ('' when every candidate has quality)."""
+    if not rec.unmeasured_quality:
+        return ""
+    names = ", ".join(rec.unmeasured_quality)
+    if rec.quality_assumed:
+        mine = (rec.winner is not None and rec.winner.candidate.name in rec.unmeasured_quality)
+        return (f"{WARN} QUALITY ASSUMED, NOT MEASURED for {names}"
+                + (" (the winner among them)" if mine else "")
+                + f": ranked as if kld_mean <= {fmt(rec.quality_floor)}; measure it: "
+                  f"{rec.measure_quality}")
+    return (f"NOT RANKED, quality not measured (could be a broken quantization): {names}; "
+            f"measure it: {rec.measure_quality}")
+
+
 def headline(rec: Recommendation) -> str:
-    """One line: the winner, the guidance, or why there is none."""
+    """One line: the winner, the guidance, or why there is none; what it assumed or lacks
+    about quality is part of it, never a footnote."""
     if rec.guidance and rec.advice is not None:
         a = rec.advice
         where = rec.target if a.target == rec.target else f"{rec.target} ({a.target})"
         return (f"{GUIDANCE_LABEL.upper()}: for {where}, {a.situation}, the chapter's tree "
                 f"suggests {a.framework} {a.precision} on {a.device}; measure it with: "
                 f"{a.measure}")
+    gap = quality_gap(rec)
+    if rec.needs_quality:
+        return (f"MEASURE QUALITY FIRST on {rec.target}: none of the "
+                f"{len(rec.unmeasured_quality)} measured candidate(s) has a quality row, and "
+                f"a winner on speed alone could be a broken quantization; run: "
+                f"{rec.measure_quality} (--allow-unmeasured-quality ranks them anyway)")
     if rec.winner is None:
         if rec.eliminated_by:
-            return (f"no candidate on {rec.target} meets the limits: {rec.eliminated_by} "
+            head = (f"no candidate on {rec.target} meets the limits: {rec.eliminated_by} "
                     f"eliminated the last one")
+            return f"{head}; {gap}" if gap else head
         return f"no measured candidate on {rec.target}"
-    head = f"recommended on {rec.target} (optimize {rec.optimize}): {rec.winner.candidate.name}"
+    head = (f"recommended on {rec.target} (optimize {rec.optimize}): "
+            f"{rec.winner.candidate.name} (P(best) {rec.winner.p_best:.2f})")
     if rec.ties:
-        head += (f"; TIED within noise with {', '.join(r.candidate.name for r in rec.ties)} "
+        head += (f"; TIED (equivalent within ±{rec.tie_margin * 100:g}%) with "
+                 f"{', '.join(r.candidate.name for r in rec.ties)} "
                  "(the smaller artifact wins a tie)")
-    return head
+    if rec.quality_assumed:
+        return f"{gap} — {head}"
+    return f"{head}; {gap}" if gap else head
 
 
 def markdown(rec: Recommendation, table: str, explain: bool = False) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from edgebench.decision.model import GUIDANCE_LABEL, Advice, Constraints, Recommendation
+from edgebench.decision.objective import Constraints
+from edgebench.decision.result import GUIDANCE_LABEL, Advice, Recommendation
 from edgebench.decision.targets import Target
 
 #: The chapter's comparison table: framework -> (quantization, memory, speed-up, use case).
@@ -89,6 +90,10 @@ TREE: dict[str, dict[str, Branch]] = {
 }
 
 
+#: Measure commands whose suite scores quality too (``quality: true``): nothing to add.
+MEASURES_QUALITY = ("edgebench run cpu-laptop",)
+
+
 def situation(optimize: str, constraints: Constraints) -> str:
     """The tree's situation for an ``--optimize`` mode and the limits given."""
     direct = {"speed": "speed-first", "memory": "memory-tight", "quality": "quality-first",
@@ -117,8 +122,7 @@ def advise(target: Target, optimize: str, constraints: Constraints) -> Advice:
     branches = TREE[target.name]
     fw, precision, device, reason = branches.get(sit, branches["balanced"])
     measure = target.measure
-    if sit == "quality-first" or constraints.max_kld is not None \
-            or constraints.max_ppl_increase is not None:
+    if measure not in MEASURES_QUALITY:  # `recommend` ranks only rows with quality
         measure += " && " + measure.replace("edgebench run", "edgebench quality", 1)
     return Advice(target=target.name, situation=sit, framework=fw, precision=precision,
                   device=device, reason=reason, claim=claim(fw), measure=measure,

@@ -41,7 +41,10 @@ def load_rows(store: Store, *, where: str | None = None,
     if devices:
         clauses.append(f"device IN ({', '.join('?' for _ in devices)})")
         params.extend(devices)
-    unused = ", ".join(["output_ids", *(f"{m}_samples" for m in TIMING_METRICS)])
+    from edgebench.reports.trends import TREND_METRICS  # their samples feed change points
+
+    unused = ", ".join(["output_ids", *(f"{m}_samples" for m in TIMING_METRICS
+                                        if m not in TREND_METRICS)])
     sql = f"SELECT * EXCLUDE ({unused}) FROM {VIEW}"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)

@@ -7,10 +7,18 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from edgebench.reports import select, series, tables
+from edgebench.reports import select, series, tables, trends
 from edgebench.reports.claims import Claim, load_claims
 from edgebench.reports.environment import Environment, environment
 from edgebench.reports.recommend import DeviceRecommendation, Recommender, recommendations
+
+#: The report's sections in the order it shows them (its id, heading): the answer first — the
+#: recommendation per device and the chapter's table — then the detail, then environment and
+#: method (how rows were obtained and compared).
+SECTIONS = (("recommendation", "Recommendation"), ("chapter", "The chapter's table, measured"),
+            ("matrices", "Framework × precision, per device"), ("pareto", "Pareto fronts"),
+            ("latency", "Per-token latency distributions"), ("history", "History"),
+            ("environment", "Environment and method"))
 
 #: Per-device matrices: (metric column, heading).
 MATRICES = (("decode_tok_s", "decode tok/s"), ("ttft_ms", "TTFT ms"),
@@ -41,6 +49,15 @@ class Report:
     #: Rows shown with a warning: busy machine, disagreeing timings, a later failed run.
     warnings: list[str] = field(default_factory=list)
     across_machines: bool = False
+    #: Per trend metric, each run's series over sessions with its steps (``reports.trends``).
+    trends: dict = field(default_factory=dict)
+    #: (id, number, heading) of each section, in the order shown (:data:`SECTIONS`).
+    sections: list[tuple[str, int, str]] = field(
+        default_factory=lambda: [(k, i, h) for i, (k, h) in enumerate(SECTIONS, 1)])
+
+    def heading(self, key: str) -> str:
+        """A section's numbered heading, e.g. "4. Pareto fronts"."""
+        return next(f"{n}. {h}" for k, n, h in self.sections if k == key)
 
 
 def build_report(rows: pd.DataFrame, *, title: str = "edgebench report", filters: str = "",
@@ -65,7 +82,8 @@ def build_report(rows: pd.DataFrame, *, title: str = "edgebench report", filters
         edgebench_version=__version__, devices=devices,
         claims=claims, environment=environment(df), chapter=tables.chapter_table(df, claims, pp),
         per_precision=pp, matrices=mats, latency=series.latency_stats(df),
-        history=series.history(df), recommendations=recommendations(df, recommender),
+        history=series.history(df), trends=trends.trends(df),
+        recommendations=recommendations(df, recommender, across_machines=across_machines),
         non_measured=methods, notes=notes, warnings=_warnings(pp),
         across_machines=across_machines,
     )

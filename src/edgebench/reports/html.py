@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from edgebench.reports import figures
+from edgebench.reports import figures, trends
 from edgebench.reports.build import Report
 
 FORMATS = ("html", "md")
@@ -106,6 +106,7 @@ def _figures(report: Report) -> dict[str, Any]:
         "latency": [figures.latency(report.latency, d) for d in report.devices
                     if (report.latency["device_label"] == d).any()],
         "history": figures.history(report.history) if not report.history.empty else None,
+        "trends": [trends.figure(found, m) for m, found in report.trends.items()],
     }
 
 
@@ -127,6 +128,7 @@ def _context(report: Report, draw: bool) -> dict[str, Any]:
         "latency": table(report.latency.drop(columns=["lowerfence", "upperfence"])),
         "no_energy": report.per_precision["j_per_token"].isna().all(),
         "memory_label": _FIGURE,
+        "trend_steps": trends.step_lines(report.trends),
     }
     if draw:
         n = iter(range(10_000))
