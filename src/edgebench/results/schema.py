@@ -16,12 +16,13 @@ import pyarrow as pa
 from edgebench.harness.metrics import TIMING_METRICS
 
 #: Bumped whenever a column changes meaning, type or name. Checked on every read.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Older versions this one reads: their files lack only columns added since (read as null).
 #: v2 added ``kind`` and the quality columns; v3 the validity columns (flags, machine_busy,
 #: launches, the kernel's memory figures, runtime cross-checks, the KLD floor); v4 the
-#: per-chunk quality values that paired comparisons resample (``chunk_nll``, ``chunk_kld``).
-UPGRADABLE_VERSIONS = (1, 2, 3)
+#: per-chunk quality values that paired comparisons resample (``chunk_nll``, ``chunk_kld``);
+#: v5 where an accelerator execution provider ran the graph (``accel_nodes``, ``cpu_nodes``).
+UPGRADABLE_VERSIONS = (1, 2, 3, 4)
 KINDS = ("speed", "quality")
 
 STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
@@ -184,6 +185,11 @@ _OPTIONAL: dict[str, Any] = {
     # two rows compare paired, chunk by chunk: edgebench.stats.block_bootstrap)
     "chunk_nll": list[float] | None,  # mean negative log-likelihood of each chunk
     "chunk_kld": list[float] | None,  # mean KL divergence from the reference of each chunk
+    # --- v5: graph placement, for runtimes that split a graph between execution providers
+    # (QNN): how many nodes the accelerator's provider took and how many fell back to the CPU.
+    # A row whose graph ran mostly on the CPU is not an accelerator measurement.
+    "accel_nodes": int | None,
+    "cpu_nodes": int | None,
 }
 
 RunRecord = dataclasses.make_dataclass(
