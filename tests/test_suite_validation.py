@@ -313,17 +313,18 @@ def test_known_option_names_and_openvino_properties_pass(tmp_path):
 
     s = Suite(name="t", options={fw: {n: 1 for n in spec.options}
                                  for fw, spec in FRAMEWORKS.items() if spec.options})
-    assert set(s.options) == {"llama-cpp", "ort-genai", "mlx"}
+    assert set(s.options) == {"llama-cpp", "ort-genai", "mlx", "qnn"}
     assert Suite(name="t", options={"openvino": {"PERFORMANCE_HINT": "LATENCY"}}).options
 
 
 def test_runners_take_the_option_names_the_planner_checks():
     from edgebench.harness.registry import FRAMEWORKS
-    from edgebench.harness.runners import llama_cpp, mlx_lm, ort_genai
+    from edgebench.harness.runners import llama_cpp, mlx_lm, ort_genai, qnn
 
     assert llama_cpp.OPTIONS == FRAMEWORKS["llama-cpp"].options
     assert mlx_lm.OPTIONS == FRAMEWORKS["mlx"].options
     assert ort_genai.OPTIONS == FRAMEWORKS["ort-genai"].options
+    assert qnn.OPTIONS == FRAMEWORKS["qnn"].options
     assert FRAMEWORKS["openvino"].options is None
 
 

@@ -537,7 +537,8 @@ def frameworks(fmt):
                "version": "", "devices": "", "note": ""}
         try:
             info = load_runner(spec.name).probe()
-            row.update(installed=True, version=info.version, devices=", ".join(info.devices))
+            row.update(installed=True, version=info.version, devices=", ".join(info.devices),
+                       note=info.details.get("note", ""))
         except EdgebenchError as e:
             row["note"] = str(e)
         rows.append(row)

@@ -21,7 +21,7 @@ from edgebench.harness.device import Fingerprint
 from edgebench.harness.prepare.manifest import NOMINAL_BITS, precision_class
 from edgebench.harness.prompt import ids_sha256
 from edgebench.harness.registry import load_runner
-from edgebench.harness.runner import AcceleratorMemory
+from edgebench.harness.runner import AcceleratorMemory, GraphPlacement
 from edgebench.results.schema import SCHEMA_VERSION, RunRecord
 from edgebench.suites.expand import PlannedRun
 
@@ -131,12 +131,27 @@ def accelerator_memory(runner) -> dict:
     return {"accel_peak_mb": float(mb), "accel_memory_method": method}
 
 
+def graph_placement(runner) -> dict:
+    """``accel_nodes`` and ``cpu_nodes`` from the runner's optional ``graph_placement()`` hook
+    (:class:`~edgebench.harness.runner.GraphPlacement`); empty without it or when it fails."""
+    if not isinstance(runner, GraphPlacement):
+        return {}
+    try:
+        got = runner.graph_placement()
+    except Exception:  # noqa: BLE001
+        return {}
+    if got is None:
+        return {}
+    return {"accel_nodes": int(got[0]), "cpu_nodes": int(got[1])}
+
+
 def with_validity(rec: RunRecord, peak: memory.PeakMemory, sampler: memory.RssSampler,
                   noise: busy.NoiseProbe, runner) -> RunRecord:
     """``rec`` with the memory columns (docs/validity.md "Memory"), the accelerator's peak
     where the runner reports one, and ``machine_busy`` / ``busy_evidence`` ("Noise"); a busy
     row is flagged ``machine-busy``. Call while the model is still loaded."""
-    cols = {**peak.columns(sampler), **noise.columns(), **accelerator_memory(runner)}
+    cols = {**peak.columns(sampler), **noise.columns(), **accelerator_memory(runner),
+            **graph_placement(runner)}
     flags = list(rec.flags or [])
     if cols["machine_busy"] and "machine-busy" not in flags:
         flags.append("machine-busy")
@@ -212,7 +227,8 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
         noise.stop()
         rec = replace(base, device_name=load.device, threads_applied=load.threads_applied,
                       runtime_settings=settings_json(load.options))
-        rec = _with_metrics(rec, timelines, load.load_s, mem, baseline_mb)
+        rec = replace(_with_metrics(rec, timelines, load.load_s, mem, baseline_mb),
+                      measurement=load.measurement)
         return replace(with_validity(rec, peak, mem, noise, runner), finished_at=now())
     except Exception as e:  # noqa: BLE001 - every failure becomes the row's outcome
         return failed_row(base, e)

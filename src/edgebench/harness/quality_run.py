@@ -159,7 +159,7 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
         div = q.divergence(np.concatenate(kld), np.concatenate(top1))
         floor_mean, floor_p99 = reference_floor(ref_dir, len(spec.chunks))
         row = replace(
-            base, device_name=load.device, finished_at=now(), measurement="measured",
+            base, device_name=load.device, finished_at=now(), measurement=load.measurement,
             threads_applied=load.threads_applied,
             runtime_settings=settings_json(load.options),
             quality_method=f"full-vocabulary logits: {type(runner).LOGITS_METHOD}",

@@ -18,10 +18,11 @@ from edgebench.harness.runner import Runner
 PRECISIONS = (
     "f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s", "q4_0",
     "q3_k_m", "q3_k_s", "q2_k", "fp32", "fp16", "int8", "int4", "8bit", "4bit", "w8a16", "w4a16",
+    "w8a8",
 )
 
 #: Every device name edgebench knows, whatever the runtime.
-DEVICES = ("cpu", "cuda", "metal", "vulkan", "gpu", "npu", "htp")
+DEVICES = ("cpu", "cuda", "metal", "vulkan", "gpu", "npu", "htp", "htp-simulator")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,18 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             description="Apple MLX through mlx-lm (Apple GPU on macOS, CPU anywhere)",
             package="mlx-lm",
             options=("prefill_step_size", "compute_dtype"),
+        ),
+        FrameworkSpec(
+            name="qnn",
+            target="edgebench.harness.runners.qnn:QnnRunner",
+            extra="qnn", artifact_format="qnn",
+            precisions=("fp32", "w8a16", "w8a8"), devices=("htp", "htp-simulator"),
+            description="ONNX Runtime + Qualcomm QNN EP, Hexagon NPU (HTP; simulator on x86-64)",
+            package="onnxruntime-qnn",
+            # QNN provider options passed through, and edgebench's cpu_fallback (default off)
+            options=("cpu_fallback", "htp_arch", "soc_model", "htp_performance_mode",
+                     "enable_htp_fp16_precision", "htp_graph_finalization_optimization_mode",
+                     "vtcm_mb", "profiling_level", "profiling_file_path"),
         ),
     )
 }

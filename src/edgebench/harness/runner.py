@@ -26,6 +26,9 @@ class LoadInfo:
     options: dict[str, Any] = field(default_factory=dict)
     #: whether the runtime really took the requested thread count (None: not known)
     threads_applied: bool | None = None
+    #: the row's ``measurement``: ``"simulated"`` when the device is an emulator (QNN's HTP
+    #: simulator on x86-64): its timings are kept in the store and never ranked or gated
+    measurement: str = "measured"
 
 
 @dataclass(frozen=True)
@@ -115,4 +118,17 @@ class AcceleratorMemory(Protocol):
         """The accelerator memory peak of this process since the runtime started (or since
         :meth:`Runner.load`, if the runner resets it there), in MB (2**20 bytes), and how it was
         read (e.g. ``"mlx.get_peak_memory"``); None when this load used no accelerator."""
+        ...
+
+
+@runtime_checkable
+class GraphPlacement(Protocol):
+    """Optional runner hook: a runner whose runtime splits the graph between an accelerator's
+    execution provider and the CPU defines this method; the harness calls it after the
+    repetitions and records ``accel_nodes`` and ``cpu_nodes``. Runners without it leave both
+    null."""
+
+    def graph_placement(self) -> tuple[int, int] | None:
+        """(nodes the accelerator's provider took, nodes that fell back to the CPU) in the
+        loaded graph as the runtime partitioned it; None when not known."""
         ...
