@@ -28,6 +28,7 @@ RECIPES = {
     "mlx": "edgebench.harness.prepare.mlx",
     "openvino": "edgebench.harness.prepare.openvino",
     "onnx": "edgebench.harness.prepare.onnx",
+    "qnn": "edgebench.harness.prepare.qnn",
 }
 PRECISIONS = {
     "gguf": ("f32", "f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s",
@@ -36,6 +37,7 @@ PRECISIONS = {
     "mlx": ("fp16", "bf16", "8bit", "4bit"),
     "openvino": ("fp32", "fp16", "int8", "int4"),
     "onnx": ("fp32", "fp16", "int8", "int4"),
+    "qnn": ("fp32", "w8a16", "w8a8"),
 }
 _RANK = ("f32", "bf16", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s", "q4_0",
          "q3_k_m", "q3_k_s", "q2_k")

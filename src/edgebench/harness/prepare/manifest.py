@@ -17,7 +17,7 @@ MANIFEST_NAME = "manifest.json"
 # is in the manifest beside it: K-quants keep some tensors at higher precision).
 NOMINAL_BITS = {
     "f32": 32, "fp32": 32, "f16": 16, "fp16": 16, "bf16": 16, "q8_0": 8, "int8": 8, "8bit": 8,
-    "w8a16": 8, "q6_k": 6, "q5_k_m": 5, "q5_0": 5, "q4_k_m": 4, "q4_k_s": 4, "q4_0": 4,
+    "w8a16": 8, "w8a8": 8, "q6_k": 6, "q5_k_m": 5, "q5_0": 5, "q4_k_m": 4, "q4_k_s": 4, "q4_0": 4,
     "int4": 4, "4bit": 4, "w4a16": 4, "q3_k_m": 3, "q3_k_s": 3, "q2_k": 2,
 }
 
