@@ -136,6 +136,12 @@ def test_a_run_on_an_idle_machine_is_not_busy():
     row = isolate.run_isolated(_run(), RunContext("sess", fingerprint()), measure_fn=measure_spin)
     assert row.status == "ok", row.message
     if row.machine_busy:
+        reasons = json.loads(row.busy_evidence)["reasons"]
+        if reasons and all(r.startswith("before the run") for r in reasons):
+            # before the run the measuring child does not exist yet, so this is no own work
+            # counted as others': another process really was busy then (seen in CI as a
+            # previous test's processes exiting), and the flag was right
+            pytest.skip(f"the machine was busy just before the run: {reasons}")
         w, verdict = _background()
         if verdict.busy:
             pytest.skip(f"the machine became busy during the test (other processes used "
