@@ -7,15 +7,18 @@ its sha256 next to its name: equal hashes mean the same text was scored.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.errors import ConfigError
-from edgebench.harness.prompt import TOKENIZE_VERSION, tokenize_text
+from edgebench.harness.prompt import (
+    TOKENIZE_VERSION,
+    read_ids_memo,
+    tokenize_text,
+    write_ids_memo,
+)
 
 DEFAULT_CORPUS = "pydoc-topics-v1"
 _DEFAULT_CHARS = 200_000  # v1: topics in sorted key order, joined by blank lines, first 200k
@@ -65,19 +68,8 @@ def corpus_ids(corpus: Corpus, model_sha256: str, source: Path, cache: Path) -> 
     """The corpus's token IDs for this model (BOS first where the model's vocabulary adds one),
     cached by model and corpus hash."""
     memo = cache / "corpora" / f"{model_sha256[:16]}-{corpus.sha256[:16]}-{TOKENIZE_VERSION}.json"
-    try:
-        ids = json.loads(memo.read_text())
-        if isinstance(ids, list) and ids and all(type(i) is int for i in ids):
-            return ids
-    except (OSError, ValueError):
-        pass  # absent or damaged memo: tokenize again
-    ids = tokenize_text(source, corpus.text)
-    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(ids))
-        os.replace(tmp, memo)
-    except OSError:  # a read-only cache: the IDs are right, only not remembered
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    ids = read_ids_memo(memo)
+    if ids is None:
+        ids = tokenize_text(source, corpus.text)
+        write_ids_memo(memo, ids)
     return ids

@@ -60,6 +60,29 @@ def quiet_stderr():
         os.close(devnull)
 
 
+def read_ids_memo(memo: Path) -> list[int] | None:
+    """Token IDs remembered in a cache file; None when it is absent, damaged or empty (the
+    caller tokenizes again)."""
+    try:
+        ids = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        return None
+    return ids if isinstance(ids, list) and ids and all(type(i) is int for i in ids) else None
+
+
+def write_ids_memo(memo: Path, ids: list[int]) -> None:
+    """Remember token IDs in a cache file (temp file, then rename); a cache that cannot be
+    written only means tokenizing again next time."""
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(ids))
+        os.replace(tmp, memo)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
 def prompt_ids(model_sha256: str, source: Path, n_tokens: int, cache: Path) -> list[int]:
     """The first ``n_tokens`` token IDs of the prompt text, for this model: BOS first where the
     model's vocabulary adds one (:func:`vocab_bos`), then the text's tokens.
@@ -76,12 +99,9 @@ def prompt_ids(model_sha256: str, source: Path, n_tokens: int, cache: Path) -> l
     """
     memo = cache / "prompts" / f"{model_sha256[:16]}-{PROMPT_VERSION}-{TOKENIZE_VERSION}-" \
         f"{n_tokens}.json"
-    try:
-        ids = json.loads(memo.read_text())
-        if isinstance(ids, list) and len(ids) == n_tokens and all(type(i) is int for i in ids):
-            return ids
-    except (OSError, ValueError):
-        pass  # absent or damaged memo: tokenize again
+    ids = read_ids_memo(memo)
+    if ids is not None and len(ids) == n_tokens:
+        return ids
     check_tokenizer(source)
     with _guarded(source):
         if source.is_dir():
@@ -94,14 +114,7 @@ def prompt_ids(model_sha256: str, source: Path, n_tokens: int, cache: Path) -> l
     if len(ids) < n_tokens:
         raise PromptTooShort(f"{source}: its tokenizer gives {len(ids)} tokens for the prompt "
                              f"text, {n_tokens} were asked")
-    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(ids))
-        os.replace(tmp, memo)
-    except OSError:  # a read-only cache: the IDs are right, only not remembered
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    write_ids_memo(memo, ids)
     return ids
 
 
