@@ -160,7 +160,7 @@ def _quality(rows: list[Mapping[str, Any]], ok: list[dict], steps: list[str],
              notes: list[str]) -> tuple[dict[int, Mapping[str, Any]], tuple | None]:
     """The quality row of each candidate (by id), all under one protocol, and that protocol
     (None without any); the reference's speed cell gets KLD 0 (module docstring)."""
-    qrows = [r for r in rows if r.get("kind") == "quality" and compare.is_measured(r)]
+    qrows = [r for r in rows if r.get("kind") == "quality" and compare.numerics_measured(r)]
     index: dict[tuple, list[Mapping[str, Any]]] = {}
     for i, _ in compare.latest_ok(qrows):
         index.setdefault(tuple(qrows[i].get(k) for k in QUALITY_KEY), []).append(qrows[i])

@@ -8,7 +8,10 @@ values are NaN) and return plain values. No I/O, no clock, no pandas.
   hosted CI runners are new machines every night but the same hardware).
 - **Cells**: a cell is (run_key, hardware, measurement); its measurement is its latest ``ok``
   row (:func:`cells`); a later error/timeout is a warning beside it, never a hole.
-- **Measurement kinds**: only ``measured`` (or NULL, older files) rows are ranked.
+- **Measurement kinds** (``results.provenance``): speed is ranked only from rows whose
+  timings are ``measured`` (or NULL, older files); quality from rows whose numerics are (a
+  quality row of the HTP simulator, ``numerics=measured;timings=simulated``, counts for its
+  KLD and perplexity, never for its timings).
 - **Quality protocol**: KLD and perplexity compare only under one reference, corpus, n_ctx
   and chunk count (:func:`protocol`, :func:`choose_protocol`).
 - **Memory**: ``peak_mem_mb`` when every row of a comparison has it, else ``peak_rss_mb`` for
@@ -23,6 +26,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from edgebench.results import provenance
 
 #: Statuses of a run that tried to measure and failed (a later one is a warning).
 FAILED = ("error", "timeout")
@@ -93,12 +98,19 @@ def choose_hardware(counts: Mapping[str, int], current: str | None = None) -> st
 # --- cells: the latest ok row ----------------------------------------------------------------
 
 def measurement_kind(row: Mapping[str, Any]) -> str:
-    """``measured`` (NULL in older files), ``estimated``, ``simulated`` or ``imported:*``."""
+    """The column as written: ``measured`` (NULL in older files), ``estimated``,
+    ``simulated``, ``imported:*`` or a per-part value (``results.provenance``)."""
     return str(value(row, "measurement") or "measured")
 
 
 def is_measured(row: Mapping[str, Any]) -> bool:
-    return measurement_kind(row) == "measured"
+    """Whether the row's timings are edgebench's own measurement (its speed ranks)."""
+    return provenance.timings_measured(value(row, "measurement"))
+
+
+def numerics_measured(row: Mapping[str, Any]) -> bool:
+    """Whether the row's arithmetic was computed here (its perplexity and KLD rank)."""
+    return provenance.numerics_measured(value(row, "measurement"))
 
 
 def cell_key(row: Mapping[str, Any]) -> tuple[str, str, str]:

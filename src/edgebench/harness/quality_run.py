@@ -39,6 +39,7 @@ from edgebench.harness.measure import (
     with_validity,
 )
 from edgebench.harness.registry import load_runner
+from edgebench.results import provenance
 from edgebench.results.schema import RunRecord, run_key
 from edgebench.suites.expand import PlannedRun
 
@@ -159,7 +160,10 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
         div = q.divergence(np.concatenate(kld), np.concatenate(top1))
         floor_mean, floor_p99 = reference_floor(ref_dir, len(spec.chunks))
         row = replace(
-            base, device_name=load.device, finished_at=now(), measurement=load.measurement,
+            base, device_name=load.device, finished_at=now(),
+            # the arithmetic is computed here even on an emulator; its clock is the emulator's
+            measurement=provenance.compose(numerics=provenance.MEASURED,
+                                           timings=load.measurement),
             threads_applied=load.threads_applied,
             runtime_settings=settings_json(load.options),
             quality_method=f"full-vocabulary logits: {type(runner).LOGITS_METHOD}",

@@ -112,7 +112,9 @@ _OPTIONAL: dict[str, Any] = {
     "warmup": int | None,
     "cooldown_s": float | None,
     "timeout_s": float | None,
-    "measurement": str | None,  # measured | estimated | simulated | imported:<format>
+    # measured | estimated | simulated | imported:<format>, or per part where a row mixes
+    # them: "numerics=measured;timings=simulated" (results.provenance)
+    "measurement": str | None,
     "cpu_model": str | None,
     "cpu_flags": str | None,
     "cpu_cores_physical": int | None,
