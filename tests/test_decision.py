@@ -471,9 +471,12 @@ def test_tree_situations_and_quality_command():
     assert tree.situation("speed", Constraints(max_kld=0.1)) == "speed-first"
     a = tree.advise(TARGETS["snapdragon"], "quality", Constraints())
     assert (a.framework, a.precision, a.device) == ("QNN", "int8", "htp")
-    # cpu-laptop scores quality itself (quality: true); other commands get their quality run,
+    # cpu-laptop and snapdragon score quality themselves (quality: true); other commands get
+    # their quality run,
     # since recommend ranks only rows with quality
-    assert a.measure == "edgebench run cpu-laptop" and "not in edgebench yet" in a.note
+    assert a.measure == "edgebench run snapdragon" and "never its speed" in a.note
+    assert tree.advise(TARGETS["cpu"], "quality", Constraints()).measure == \
+        "edgebench run cpu-laptop"
     gpu = tree.advise(TARGETS["intel-gpu"], "balanced", Constraints()).measure
     assert gpu.startswith("edgebench run --framework openvino ")
     assert " && edgebench quality --framework openvino " in gpu and gpu.endswith("--device gpu")

@@ -658,6 +658,8 @@ def recommend(device, optimize, model, explain, across_machines, allow_unmeasure
             click.echo("\n".join(f"{r['field']:>14}: {r['value']}" for r in present.rows(rec)))
         elif not rows.empty:
             render(rows, "table", title=f"edgebench recommend: {rec.target}")
+        if rec.evidence is not None:  # snapdragon: QNN quality and speed by source
+            click.echo("\n".join(present.evidence_lines(rec.evidence)))
         if explain:
             click.echo("\n".join(f"{i:2}. {s}" for i, s in enumerate(rec.steps, 1)))
     if rec.winner is None and not rec.guidance:

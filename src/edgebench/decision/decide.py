@@ -4,7 +4,9 @@
 Rows are plain dicts of store columns (``results.queries.store_rows`` or a report's rows): the
 candidates are built under ``compare``'s rules (:mod:`edgebench.decision.candidates`), ranked
 (:func:`edgebench.decision.rank.rank`), and, when the target has no measured row at all,
-answered from the chapter's decision tree, labelled as guidance. Pure: no I/O.
+answered from the chapter's decision tree, labelled as guidance. On ``snapdragon`` every
+answer carries the evidence by source (``decision.snapdragon``: QNN quality, Snapdragon speed,
+the chapter's guidance). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from edgebench.decision import targets, tree
+from edgebench.decision import snapdragon, targets, tree
 from edgebench.decision.candidates import candidates_from_rows
 from edgebench.decision.objective import DEFAULT_TIE_MARGIN, Constraints, Weights
 from edgebench.decision.rank import rank
@@ -43,7 +45,9 @@ def recommend_rows(rows: list[Mapping[str, Any]], target: targets.Target, *,
     Returns:
         The ranking; with no measured row for the target, the decision tree's guidance
         (``guidance`` True). No winner with ``eliminated_by``: no candidate meets the limits;
-        with ``needs_quality``: no candidate has quality measured.
+        with ``needs_quality``: no candidate has quality measured. On ``snapdragon``,
+        ``evidence`` holds the QNN quality and Snapdragon speed rows by source, whatever the
+        outcome.
 
     Raises:
         ConfigError: an unknown mode, or several models and no ``model``.
@@ -63,4 +67,7 @@ def recommend_rows(rows: list[Mapping[str, Any]], target: targets.Target, *,
             rec = dataclasses.replace(rec, notes=rec.notes + (
                 "the store has no ok speed row of this machine; pick the target its rows "
                 "were measured on with --device (e.g. cpu)",))
+    if target.name == "snapdragon":
+        rec = dataclasses.replace(rec, evidence=snapdragon.evidence(
+            rows, model=model, constraints=constraints, optimize=optimize))
     return rec

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.decision.compare import floor_text
-from edgebench.decision.model import Candidate, Estimate, fmt
+from edgebench.decision.model import Candidate, Estimate, fmt, fmt_pair
 from edgebench.decision.result import GUIDANCE_LABEL, Ranked, Recommendation
+from edgebench.decision.snapdragon import Line, Quality, SnapdragonEvidence
 
 _COLUMNS = (("decode tok/s", "decode_tok_s"), ("TTFT ms", "ttft_ms"),
             ("memory MB", "memory_mb"), ("model MB", "model_mb"), ("KLD", "kld_mean"))
@@ -122,10 +123,104 @@ def headline(rec: Recommendation) -> str:
 
 
 def markdown(rec: Recommendation, table: str, explain: bool = False) -> str:
-    """A markdown section: the headline, ``table`` (rows already as markdown), notes, steps."""
+    """A markdown section: the headline, ``table`` (rows already as markdown), notes, the
+    Snapdragon evidence, steps."""
     parts = [f"## edgebench recommend: {rec.target}", "", f"**{headline(rec)}**", "", table]
     if rec.notes:
         parts += ["", *(f"- {n}" for n in rec.notes)]
+    if rec.evidence is not None:
+        parts += ["", *evidence_markdown(rec.evidence)]
     if explain:
         parts += ["", "### Steps", "", *(f"{i}. {s}" for i, s in enumerate(rec.steps, 1))]
     return "\n".join(parts)
+
+
+# --- Snapdragon evidence (decision.snapdragon) ------------------------------------------------
+
+EVIDENCE_TITLE = "Snapdragon evidence by source"
+EVIDENCE_COLUMNS = ("model", "precision", "quality", "quality source", "speed", "speed source",
+                    "notes")
+AT_FLOOR_WORDS = "at the floor (counts as 0)"
+
+
+def _quality_cell(q: Quality | None) -> str:
+    if q is None:
+        return "no QNN quality row"
+    if q.kld_mean is None:
+        kld = "KLD not measured"
+    elif q.at_floor:
+        kld = f"KLD {AT_FLOOR_WORDS}"
+    else:
+        kld = f"KLD {fmt(q.kld_mean)}" + (f" ± {fmt(q.kld_stderr)}" if q.kld_stderr else "")
+    parts = [f"#{q.position} {kld}"]
+    if q.top1_agree is not None:
+        parts.append(f"top-1 {q.top1_agree:.1%}")
+    if q.ppl is not None:
+        ppl, ref = fmt_pair(q.ppl, q.ppl_reference or q.ppl)
+        parts.append(f"PPL {ppl}" + (f" vs {ref}" if q.ppl_reference else ""))
+    if q.equivalent:
+        parts.append(f"equivalent to {', '.join(q.equivalent)}")
+    if q.over_limit:
+        parts.append("OVER THE KLD LIMIT")
+    return ", ".join(parts)
+
+
+def _speed_cell(line: Line) -> tuple[str, str]:
+    if not line.speed:
+        return "not measured", ""
+    cells = []
+    for s in line.speed:
+        bits = [f"decode {fmt(s.decode_tok_s)} tok/s" if s.decode_tok_s is not None else "",
+                f"TTFT {fmt(s.ttft_ms)} ms" if s.ttft_ms is not None else ""]
+        cells.append(", ".join(b for b in bits if b) or "no figure")
+    return "; ".join(cells), "; ".join(
+        f"{s.source} ({s.model} {s.precision})" for s in line.speed)
+
+
+def evidence_rows(ev: SnapdragonEvidence) -> list[dict[str, str]]:
+    """One row per model and precision (:data:`EVIDENCE_COLUMNS`); a line without speed names
+    the chapter's claim as its speed source."""
+    out = []
+    for line in ev.lines:
+        speed, source = _speed_cell(line)
+        out.append(dict(zip(EVIDENCE_COLUMNS, (
+            line.model, line.precision, _quality_cell(line.quality),
+            line.quality.source if line.quality else "", speed, source or ev.claim,
+            "; ".join(line.notes)))))
+    return out
+
+
+def evidence_lines(ev: SnapdragonEvidence) -> list[str]:
+    """The evidence as text: each model's KLD order, a block per model and precision (quality
+    and speed, each with its source), the chapter's guidance and claim, notes."""
+    out = [f"{EVIDENCE_TITLE} (simulated timings are never speed; the quality limit is KLD "
+           f"{fmt(ev.quality_limit)}):", *(f"  {o}" for o in ev.order)]
+    for row in evidence_rows(ev):
+        out.append(f"  {row['model']} {row['precision']}")
+        if row["quality source"] or row["quality"] != "no QNN quality row":
+            out.append(f"    quality: {row['quality']} [{row['quality source']}]")
+        out.append(f"    speed:   {row['speed']} [{row['speed source']}]")
+        if row["notes"]:
+            out.append(f"    notes:   {row['notes']}")
+    if not ev.lines:
+        out.append("  no QNN quality row and no Snapdragon speed row")
+    out += [f"  {x}" for x in (ev.guidance, ev.claim) if x]
+    out += [f"  note: {n}" for n in ev.notes]
+    return out
+
+
+def evidence_markdown(ev: SnapdragonEvidence) -> list[str]:
+    """The evidence as a markdown section (lines): orders, a table, guidance, claim, notes."""
+    out = [f"### {EVIDENCE_TITLE}", "",
+           f"Simulated timings are never speed; the quality limit is KLD {fmt(ev.quality_limit)}.",
+           ""]
+    out += [f"- {o}" for o in ev.order]
+    rows = evidence_rows(ev)
+    if rows:
+        cells = [[c.replace("|", "\\|") for c in r.values()] for r in rows]
+        out += ["", "| " + " | ".join(EVIDENCE_COLUMNS) + " |",
+                "|" + "---|" * len(EVIDENCE_COLUMNS), *("| " + " | ".join(c) + " |" for c in cells)]
+    else:
+        out.append("- no QNN quality row and no Snapdragon speed row")
+    out += [""] + [f"- {x}" for x in (ev.guidance, ev.claim, *ev.notes) if x]
+    return out

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgebench.decision.model import METRICS, Candidate
 from edgebench.decision.objective import DEFAULT_MAX_KLD, DEFAULT_TIE_MARGIN, Constraints
+
+if TYPE_CHECKING:  # snapdragon imports tree, which imports this module
+    from edgebench.decision.snapdragon import SnapdragonEvidence
 
 GUIDANCE_LABEL = "guidance, not measured on this device"
 
@@ -57,6 +60,8 @@ class Recommendation:
     they are rejected unless ``quality_assumed`` (``--allow-unmeasured-quality``: ranked as if
     within the quality limits, said in the headline). ``needs_quality``: no candidate had
     quality, so there is no winner; ``measure_quality`` is the command that fills the gap.
+    ``evidence``: for ``snapdragon``, QNN quality and Snapdragon speed per model and
+    precision, each part labelled with its source (``decision.snapdragon``).
     """
 
     target: str
@@ -78,6 +83,7 @@ class Recommendation:
     quality_assumed: bool = False
     needs_quality: bool = False
     measure_quality: str = ""
+    evidence: SnapdragonEvidence | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -96,6 +102,7 @@ class Recommendation:
             "quality_assumed": self.quality_assumed, "needs_quality": self.needs_quality,
             "measure_quality": self.measure_quality or None,
             "advice": _advice(self.advice) if self.advice else None,
+            "evidence": self.evidence.as_dict() if self.evidence else None,
             "notes": list(self.notes), "steps": list(self.steps),
         }
 

@@ -89,8 +89,11 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("snapdragon", "Qualcomm Snapdragon (Hexagon NPU, Adreno GPU, Oryon/Kryo CPU)",
            ("QNN / Qualcomm AI Hub (HTP NPU)", "ONNX Runtime GenAI with the QNN EP",
             "llama.cpp on the Arm CPU or Adreno (OpenCL)"),
-           _CPU, note="run it on the Snapdragon device; QNN / AI Hub runs are not in "
-                      "edgebench yet, so this measures the CPU runtimes there",
+           "edgebench run snapdragon",
+           note="on x86-64 the snapdragon suite runs the HTP simulator: the NPU's numerics "
+                "(quality), never its speed; on the Snapdragon itself `edgebench run snapdragon "
+                "--device htp` measures NPU speed too (and `edgebench run cpu-laptop` its CPU "
+                "runtimes); AI Hub runs are not in edgebench yet",
            fingerprint=_QCOM, own_devices=("htp",)),
     Target("nvidia-gpu", "NVIDIA discrete GPU (CUDA)",
            ("llama.cpp CUDA (llama-cpp)", "ONNX Runtime GenAI CUDA / Olive (ort-genai)"),

@@ -91,7 +91,7 @@ TREE: dict[str, dict[str, Branch]] = {
 
 
 #: Measure commands whose suite scores quality too (``quality: true``): nothing to add.
-MEASURES_QUALITY = ("edgebench run cpu-laptop",)
+MEASURES_QUALITY = ("edgebench run cpu-laptop", "edgebench run snapdragon")
 
 
 def situation(optimize: str, constraints: Constraints) -> str:

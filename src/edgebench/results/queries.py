@@ -29,7 +29,9 @@ _COLUMNS = (
     "decode_tok_s", "decode_tok_s_min", "decode_tok_s_max", "decode_tok_s_stdev",
     "decode_tok_s_samples", "ttft_ms", "ttft_ms_min", "ttft_ms_max", "ttft_ms_stdev",
     "ttft_ms_samples", "peak_rss_mb", "peak_mem_mb", "model_bytes", "j_per_token",
-    "kld_mean", "kld_stderr", "kld_floor_mean", "ppl", "ppl_stderr", "ppl_reference", "corpus",
+    "kld_mean", "kld_stderr", "kld_floor_mean", "kld_p99", "top1_agree", "ppl", "ppl_stderr",
+    "ppl_reference", "corpus", "device_name", "runtime_settings", "framework_version",
+    "bits_per_weight", "accel_nodes", "cpu_nodes",
     *compare.PROTOCOL,
 )
 
