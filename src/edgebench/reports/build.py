@@ -11,6 +11,7 @@ from edgebench.reports import select, series, tables, trends
 from edgebench.reports.claims import Claim, load_claims
 from edgebench.reports.environment import Environment, environment
 from edgebench.reports.recommend import DeviceRecommendation, Recommender, recommendations
+from edgebench.results import provenance
 
 #: The report's sections in the order it shows them (its id, heading): the answer first — the
 #: recommendation per device and the chapter's table — then the detail, then environment and
@@ -75,7 +76,7 @@ def build_report(rows: pd.DataFrame, *, title: str = "edgebench report", filters
     devices = sorted(df["device_label"].unique())
     pp = tables.per_precision(df)
     mats = _matrices(pp, devices)
-    methods = sorted(m for m in df["measurement"].unique() if m != "measured")
+    methods = sorted({provenance.label(m) for m in df["measurement"].unique()} - {""})
     notes = select.hardware_notes(df, across_machines) + select.quality(df)[1] + _memory(pp)
     return Report(
         title=title, filters=filters, generated_at=datetime.now(timezone.utc), rows=len(df),
@@ -130,6 +131,6 @@ def _warnings(pp: pd.DataFrame) -> list[str]:
         return []
     bad = pp[pp["warnings"].fillna("") != ""]
     return [f"{r.device_label} · {r.model} · {r.workload}: {r.framework} {r.precision}"
-            f"{'' if r.measurement == 'measured' else f' ({r.measurement})'}: {r.warnings}"
+            f"{select.label(r.measurement)}: {r.warnings}"
             for r in bad.sort_values(["device_label", "model", "workload", "framework",
                                       "precision"]).itertuples()]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from edgebench.reports import select
+from edgebench.results import provenance
 
 
 @dataclass
@@ -84,5 +85,13 @@ def energy_methods(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def measurement_methods(df: pd.DataFrame) -> pd.DataFrame:
-    """Row counts per ``measurement`` (measured, estimated, simulated, imported:*)."""
-    return df.groupby("measurement").size().rename("rows").reset_index()
+    """Row counts per way of obtaining them, one column per part (``results.provenance``):
+    ``numerics`` and ``timings`` (measured, estimated, simulated, imported:*), and ``method``
+    in words (e.g. "simulated timings"; "measured" when both parts are)."""
+    cols = ["method", *provenance.PARTS, "rows"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    parts = df["measurement"].map(provenance.parse)
+    out = df.assign(method=df["measurement"].map(lambda m: provenance.label(m) or "measured"),
+                    **{p: parts.map(lambda d, p=p: d[p]) for p in provenance.PARTS})
+    return out.groupby(cols[:-1]).size().rename("rows").reset_index()

@@ -6,8 +6,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from edgebench.reports.select import runtime_label
 from edgebench.reports.series import HISTORY_METRICS
 from edgebench.reports.tables import pareto_front
+from edgebench.results import provenance
 
 _LAYOUT = dict(template="plotly_white", height=420, margin=dict(l=60, r=20, t=50, b=50),
                legend=dict(title=None))
@@ -16,14 +18,16 @@ LABELS = {"decode_tok_s": "decode tok/s", "ttft_ms": "TTFT ms", "memory_mb": "me
 
 def _runtime(pp: pd.DataFrame) -> pd.Series:
     """Runtime label; non-measured rows carry their method so they never pass as measured."""
-    return pp["framework"].where(pp["measurement"] == "measured",
-                                 pp["framework"] + " (" + pp["measurement"] + ")")
+    return runtime_label(pp)
 
 
-def _front_line(fig: go.Figure, df: pd.DataFrame, x: str, y: str, sign: float = 1) -> None:
-    """The Pareto front of the measured rows only: estimated, simulated or imported points are
-    drawn, labelled, but never put on (or take a place off) the front."""
-    df = df[df["measurement"] == "measured"]
+def _front_line(fig: go.Figure, df: pd.DataFrame, x: str, y: str, sign: float = 1,
+                part: str = "timings") -> None:
+    """The Pareto front of the rows whose ``part`` (``timings`` for speed and memory,
+    ``numerics`` for quality) is measured: estimated, simulated or imported points are drawn,
+    labelled, but never put on (or take a place off) the front."""
+    df = df[df["measurement"].map(lambda m: provenance.kind(m, part) == provenance.MEASURED)
+              .astype(bool)]
     on = pareto_front(df.assign(_y=sign * df[y]), x, "_y")
     front = df[on].sort_values(x)
     if not front.empty:  # ringed points, joined when there are several
@@ -68,7 +72,7 @@ def quality_size(pp: pd.DataFrame) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=g["model_mb"], y=g[metric], mode="markers+text", name=name,
                                  text=g["precision"], textposition="top center",
                                  marker=dict(size=11)))
-    _front_line(fig, d, "model_mb", metric, sign=-1)
+    _front_line(fig, d, "model_mb", metric, sign=-1, part="numerics")
     title = "KL divergence vs the reference" if metric == "kld_mean" else "perplexity"
     fig.update_layout(title=f"Quality vs model size ({title}; lower is better)",
                       xaxis_title="model size (MB)", yaxis_title=metric, **_LAYOUT)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from edgebench.reports import figures, trends
 from edgebench.reports.build import Report
+from edgebench.results import provenance
 
 FORMATS = ("html", "md")
 _CHECK_MARK = {"within": "within claim", "outside": "outside claim", "n/a": ""}
@@ -41,7 +42,10 @@ def table(df: pd.DataFrame, index: bool = False) -> dict[str, list]:
 
 
 def chapter_rows(chapter: pd.DataFrame) -> list[dict[str, str]]:
-    """The chapter table's cells, with ``memory_check`` / ``speedup_check`` kept for marking."""
+    """The chapter table's cells, with ``memory_check`` / ``speedup_check`` kept for marking.
+
+    A row whose memory figure is the artifact's size (``model_bytes``: timings simulated) shows
+    the artifact and its reduction where the others show memory, and no speed."""
     out = []
     for r in chapter.to_dict("records"):
         measured = r["memory_mb"] is not None and r["memory_mb"] == r["memory_mb"]
@@ -51,14 +55,17 @@ def chapter_rows(chapter: pd.DataFrame) -> list[dict[str, str]]:
         memory = f"{fmt(r['memory_mb'], 0)} MB {short}" if measured else "not measured"
         base_note = r["baseline_note"] if isinstance(r["baseline_note"], str) else ""
         warnings = r["warnings"] if isinstance(r["warnings"], str) else ""
-        out.append({
+        bits = r.get("bits_per_weight")
+        cell = {
             "framework": r["framework"], "runtime": r["runtime"], "device": fmt(r["device"]),
             "model": fmt(r["model"]), "precision": r["quantization"], "baseline": base or "",
             "quantization": r["quantization"] + (f" vs {base}" if base else "")
             + (" (highest ok)" if base and base_note else ""),
+            "bits": fmt(bits, 2, " bpw") if bits is not None and bits == bits else "",
             "baseline_note": base_note, "workload": fmt(r["workload"]),
             "memory_figure": figure, "warnings": warnings,
-            "measurement": r["measurement"] if isinstance(r["measurement"], str) else "",
+            "measurement": (provenance.label(r["measurement"])
+                            if isinstance(r["measurement"], str) else ""),
             "memory_value": memory,
             "memory_base": f"vs {fmt(r['base_memory_mb'], 0)} MB" if base else "",
             "memory": memory + (f" (vs {fmt(r['base_memory_mb'], 0)} MB)" if base else ""),
@@ -75,12 +82,28 @@ def chapter_rows(chapter: pd.DataFrame) -> list[dict[str, str]]:
             "speedup_claim": r["speedup_claim"], "speedup_check": r["speedup_check"],
             "quality": _quality(r), "use_case": r["use_case"],
             "note": r["note"] if isinstance(r["note"], str) else "",
-        })
+        }
+        if figure == "model_bytes":
+            cell.update(_artifact_cells(r, base))
+        out.append(cell)
     return out
 
 
+def _artifact_cells(r: dict, base: str | None) -> dict[str, str]:
+    """Cells of a chapter row measured on its artifact only (timings simulated)."""
+    reduced = r["size_reduction_pct"] is not None and r["size_reduction_pct"] == r[
+        "size_reduction_pct"]
+    against = f"vs {base}" if base else "vs 16 bits"
+    size = f"{fmt(r['model_mb'], 0)} MB artifact"
+    reduction = f"{fmt(r['size_reduction_pct'], 0, ' %')} artifact" if reduced else "—"
+    return {"memory_value": size, "memory_base": against if reduced else "",
+            "memory": size, "rss_reduction": reduction, "file_reduction": "",
+            "reduction": f"{reduction} {against}" if reduced else "—",
+            "decode": "not measured (simulated timings)", "speedup": "—"}
+
+
 #: How a cell names its memory figure (docs/validity.md): the kernel's, or sampled RSS.
-_FIGURE = {"peak_mem_mb": "peak mem", "peak_rss_mb": "RSS"}
+_FIGURE = {"peak_mem_mb": "peak mem", "peak_rss_mb": "RSS", "model_bytes": "artifact"}
 
 
 def _quality(r: dict) -> str:

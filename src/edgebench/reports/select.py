@@ -12,6 +12,7 @@ from collections import Counter
 import pandas as pd
 
 from edgebench.decision import compare
+from edgebench.results import provenance
 
 #: Quality rows join speed rows on these (numerics do not depend on the machine).
 QUALITY_KEY = ["model_sha256", "framework", "precision", "device"]
@@ -22,6 +23,29 @@ ACROSS = "all hardware (--across-machines)"
 #: verification need only hold ``results.verify.REQUIRED``, so every other column may be null.
 UNNAMED = {"model": "unknown model", "framework": "unknown", "precision": "unknown",
            "device": "unknown"}
+#: The workload of a cell whose timings are simulated: it shows no timings, only its artifact
+#: and numerics, which no workload changes.
+NO_TIMINGS = "no timings (simulated)"
+
+
+def label(measurement) -> str:
+    """A runtime's suffix in tables and legends: ``""`` for measured, else e.g.
+    ``" (simulated timings)"`` (:func:`provenance.label`)."""
+    text = provenance.label(measurement)
+    return f" ({text})" if text else ""
+
+
+def runtime_label(rows: pd.DataFrame) -> pd.Series:
+    """``framework`` plus how its numbers were obtained, e.g. "qnn (simulated timings)", so a
+    row that is not measured never passes as measured."""
+    return rows["framework"].astype(str) + rows["measurement"].map(label).astype(str)
+
+
+def timings_simulated(rows: pd.DataFrame) -> pd.Series:
+    """Rows whose clock is an emulator's (e.g. the HTP simulator): their timings are kept in
+    the store but never shown as speed, memory or energy."""
+    return rows["measurement"].map(
+        lambda m: provenance.kind(m, "timings") == provenance.SIMULATED).astype(bool)
 
 
 def workload_label(r) -> str:
@@ -88,19 +112,32 @@ def not_measured(df: pd.DataFrame) -> pd.DataFrame:
 
 def ok_speed(df: pd.DataFrame) -> pd.DataFrame:
     """Each speed cell's latest ok row, with ``warnings`` (busy machine, disagreeing timings,
-    a later failed run) joined in one text."""
-    speed = latest_ok(df[df["kind"] == "speed"])
+    a later failed run) joined in one text. Rows whose timings are simulated are left out
+    (what they tell that is real is in :func:`simulated`)."""
+    speed = df[df["kind"] == "speed"]
+    speed = latest_ok(speed[~timings_simulated(speed)])
     warn = ["; ".join(compare.row_warnings(r) + ([r["later_failure"]] if r["later_failure"]
                                                   else []))
             for r in speed.to_dict("records")]
     return speed.assign(warnings=pd.Series(warn, index=speed.index, dtype=object))
 
 
+def simulated(df: pd.DataFrame) -> pd.DataFrame:
+    """The latest ok speed and quality rows whose timings are simulated: shown only for what is
+    real in them (the artifact's precision, bits per weight and size; quality through
+    :func:`quality` where their numerics are measured), never for their timings."""
+    rows = df[df["kind"].isin(["speed", "quality"])]
+    return latest_ok(rows[timings_simulated(rows)])
+
+
 def quality(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The quality columns of one row per :data:`QUALITY_KEY` — each cell's latest ok measured
-    row, all of one model under one protocol (:func:`compare.choose_protocol`: the one most
-    runtime x precision cells have) — and notes naming the protocol and what was left out."""
-    q = latest_ok(df[(df["kind"] == "quality") & (df["measurement"] == "measured")])
+    """The quality columns of one row per :data:`QUALITY_KEY` — each cell's latest ok row whose
+    numerics are measured (an emulator's timings do not matter: e.g. the HTP simulator's
+    ``numerics=measured;timings=simulated``), all of one model under one protocol
+    (:func:`compare.choose_protocol`: the one most runtime x precision cells have) — and notes
+    naming the protocol and what was left out."""
+    q = df[df["kind"] == "quality"]
+    q = latest_ok(q[q["measurement"].map(provenance.numerics_measured).astype(bool)])
     if q.empty:
         return pd.DataFrame(columns=QUALITY_KEY + QUALITY_COLS), []
     q = q.assign(_protocol=[compare.protocol(r) for r in q.to_dict("records")])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from edgebench.decision import compare
-from edgebench.reports.select import ok_speed
+from edgebench.reports.select import ok_speed, timings_simulated
 
 #: Metrics whose trend over sessions the history section draws (``memory_mb``: one figure per
 #: series, ``memory_figure``).
@@ -55,9 +55,11 @@ def history(df: pd.DataFrame) -> pd.DataFrame:
     """Per session and series: the median of each history metric over the session's ok speed rows.
 
     Every session counts (not only the latest row per run). Empty with fewer than two sessions.
-    Memory is ``peak_mem_mb`` where every row of the series has it, else ``peak_rss_mb``.
+    Memory is ``peak_mem_mb`` where every row of the series has it, else ``peak_rss_mb``. Rows
+    whose timings are simulated are left out.
     """
     speed = df[(df["kind"] == "speed") & (df["status"] == "ok")]
+    speed = speed[~timings_simulated(speed)]
     if speed["session_id"].nunique() < 2:
         return pd.DataFrame(columns=["session_id", "started_at", *_SERIES, *HISTORY_METRICS,
                                      "memory_figure"])

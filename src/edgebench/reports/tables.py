@@ -11,6 +11,7 @@ from edgebench.decision import compare
 from edgebench.reports import select
 from edgebench.reports.claims import Claim
 from edgebench.reports.select import latest, latest_ok, ok_speed, prepare  # noqa: F401
+from edgebench.results import provenance
 
 #: Rows of one group: same device (hardware), model, runtime, way of measuring and workload.
 GROUP = ["device_label", "device", "model", "model_sha256", "framework", "measurement",
@@ -49,10 +50,27 @@ def per_precision(df: pd.DataFrame) -> pd.DataFrame:
     """One row per group and precision: medians of each cell's latest ok speed row, quality
     joined (one protocol), memory as ``memory_mb`` of the comparison's one figure
     (``memory_figure``: ``peak_mem_mb`` when every row of the comparison has it, else
-    ``peak_rss_mb``), and the rows' ``warnings``."""
+    ``peak_rss_mb``), and the rows' ``warnings``.
+
+    Cells whose timings are simulated (:func:`select.simulated`) get one row per runtime and
+    precision on their device, workload :data:`select.NO_TIMINGS`, with the artifact's bits and
+    size and their quality but no timing, memory or energy figure: an emulator's clock is never
+    shown as the device's."""
+    parts = [_speed_cells(df), _simulated_cells(df)]
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=_PP_COLUMNS)
+    out = (pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
+    out = out.merge(quality(df), on=QUALITY_KEY, how="left")
+    out["kld_at_floor"] = [compare.at_floor(k, f) for k, f in
+                           zip(out["kld_mean"], out["kld_floor_mean"])]
+    return out
+
+
+def _speed_cells(df: pd.DataFrame) -> pd.DataFrame:
     speed = ok_speed(df)
     if speed.empty:
-        return pd.DataFrame(columns=_PP_COLUMNS)
+        return pd.DataFrame()
     kernel = (speed.groupby(COMPARISON, dropna=False)["peak_mem_mb"]
                    .transform(lambda s: compare.memory_figure(s.tolist()) == "peak_mem_mb")
                    .astype(bool))
@@ -60,17 +78,30 @@ def per_precision(df: pd.DataFrame) -> pd.DataFrame:
         bits=nominal_bits(speed), memory_figure=kernel.map({True: "peak_mem_mb",
                                                             False: "peak_rss_mb"}),
         memory_mb=speed["peak_mem_mb"].where(kernel, speed["peak_rss_mb"]).astype(float))
-    agg = speed.groupby([*GROUP, "precision"], dropna=False).agg(
+    return speed.groupby([*GROUP, "precision"], dropna=False).agg(
         bits=("bits", "max"), decode_tok_s=("decode_tok_s", "median"),
         ttft_ms=("ttft_ms", "median"), memory_mb=("memory_mb", "median"),
         memory_figure=("memory_figure", "first"), peak_rss_mb=("peak_rss_mb", "median"),
         model_bytes=("model_bytes", "median"), j_per_token=("j_per_token", "median"),
         precision_class=("artifact_precision_class", "first"), warnings=("warnings", _join),
     ).reset_index()
-    out = agg.merge(quality(df), on=QUALITY_KEY, how="left")
-    out["kld_at_floor"] = [compare.at_floor(k, f) for k, f in
-                           zip(out["kld_mean"], out["kld_floor_mean"])]
-    return out
+
+
+def _simulated_cells(df: pd.DataFrame) -> pd.DataFrame:
+    rows = select.simulated(df)
+    if rows.empty:
+        return pd.DataFrame()
+    # what these rows show is the artifact and the arithmetic, both real; only the clock is not
+    shown = rows["measurement"].map(lambda m: provenance.compose(
+        numerics=provenance.MEASURED, timings=provenance.kind(m, "timings")))
+    rows = rows.assign(bits=nominal_bits(rows), measurement=shown, workload=select.NO_TIMINGS)
+    out = rows.groupby([*GROUP, "precision"], dropna=False).agg(
+        bits=("bits", "max"), model_bytes=("model_bytes", "median"),
+        precision_class=("artifact_precision_class", "first"),
+    ).reset_index()
+    nan = float("nan")
+    return out.assign(decode_tok_s=nan, ttft_ms=nan, memory_mb=nan, memory_figure=None,
+                      peak_rss_mb=nan, j_per_token=nan, warnings="")
 
 
 def _is_high(rows: pd.DataFrame) -> pd.Series:
@@ -133,7 +164,8 @@ def with_baselines(pp: pd.DataFrame, df: pd.DataFrame | None = None) -> pd.DataF
 CHAPTER_COLUMNS = [
     "framework", "runtime", "device", "model", "workload", "quantization", "measurement",
     "baseline", "baseline_note", "memory_figure", "memory_mb", "base_memory_mb",
-    "memory_reduction_pct", "model_mb", "size_reduction_pct", "memory_claim", "memory_check",
+    "memory_reduction_pct", "bits_per_weight", "model_mb", "size_reduction_pct", "memory_claim",
+    "memory_check",
     "decode_tok_s", "speedup", "speedup_claim", "speedup_check", "kld_mean", "kld_at_floor",
     "delta_ppl", "warnings", "use_case", "note",
 ]
@@ -147,6 +179,11 @@ def chapter_table(df: pd.DataFrame, claims: list[Claim],
     measured quantized run gets one ``not measured`` row saying why (the store's message).
     ``memory_check`` / ``speedup_check`` are ``within``, ``outside`` or ``n/a`` (no baseline,
     or a precision the claim does not cover). ``pp``: :func:`per_precision` of ``df``, if known.
+
+    A cell whose timings are simulated (e.g. the HTP simulator's) shows only what is real in it:
+    precision, bits per weight, artifact size and its reduction — against the same runtime's
+    high-precision artifact, else the same parameter count at 16 bits — checked against the
+    memory claim as artifact size (not device memory), and KLD; speed is left empty.
     """
     table = with_baselines(per_precision(df) if pp is None else pp, df)
     rows: list[dict] = []
@@ -158,7 +195,8 @@ def chapter_table(df: pd.DataFrame, claims: list[Claim],
             continue
         for r in mine.sort_values(["device_label", "model", "workload", "framework", "bits"],
                                   ascending=[True, True, True, True, False]).to_dict("records"):
-            rows.append(_measured(claim, r))
+            rows.append(_simulated(claim, r) if _timings(r) == provenance.SIMULATED
+                        else _measured(claim, r))
     return pd.DataFrame(rows, columns=CHAPTER_COLUMNS)
 
 
@@ -184,7 +222,7 @@ def _measured(claim: Claim, r: dict) -> dict:
         "baseline": r["baseline"] if isinstance(r["baseline"], str) else None,
         "baseline_note": base_note, "memory_figure": r["memory_figure"],
         "memory_mb": r["memory_mb"], "base_memory_mb": r["base_memory_mb"],
-        "memory_reduction_pct": r["memory_reduction_pct"],
+        "memory_reduction_pct": r["memory_reduction_pct"], "bits_per_weight": _bpw(r),
         "model_mb": r["model_bytes"] / 2**20 if r["model_bytes"] == r["model_bytes"] else None,
         "size_reduction_pct": r["size_reduction_pct"], "memory_claim": claim.memory_claim,
         "memory_check": mem.check(_num(mem_value)) if applies else "n/a",
@@ -195,6 +233,63 @@ def _measured(claim: Claim, r: dict) -> dict:
         "delta_ppl": r["delta_ppl"], "warnings": r["warnings"] or "",
         "use_case": claim.use_case, "note": note,
     }
+
+
+#: Bits per weight of the 16-bit copy a quantized artifact is compared with when its runtime has
+#: no high-precision artifact.
+BASE_BITS = 16
+
+
+def _timings(r: dict) -> str:
+    return provenance.kind(r["measurement"], "timings")
+
+
+def _bpw(r: dict) -> float | None:
+    bits = _num(r["bits"])
+    return bits if bits else None
+
+
+def _simulated(claim: Claim, r: dict) -> dict:
+    """A chapter row of a cell whose timings are simulated: the artifact and KLD, no speed."""
+    applies = claim.applies_to(str(r["precision"]))
+    mem = claim.memory
+    size, bits = _num(r["model_bytes"]), _bpw(r)
+    base_size = _num(r["base_model_bytes"])
+    high_base = isinstance(r["baseline"], str) and not r["baseline_note"] and base_size
+    # baseline_note, as elsewhere, is said only when the baseline is not a high-precision run
+    if high_base:
+        baseline, against, base_note = r["baseline"], f"the {r['baseline']} artifact", ""
+    elif size and bits:  # parameters = bytes x 8 / bits per weight, stored at 16 bits
+        baseline, base_size = None, size * 8 / bits * BASE_BITS / 8
+        against = base_note = (f"the same parameter count at {BASE_BITS} bits per weight (no "
+                               f"high-precision {r['framework']} artifact)")
+    else:
+        baseline, base_size, against, base_note = None, None, "", ""
+    reduction = 100 * (1 - size / base_size) if size and base_size else None
+    value = reduction if mem.kind == "reduction" else (
+        size / 2**30 if mem.kind == "gb" and size else None)
+    note = [f"artifact size reduction against {against}" if against else
+            "no artifact size to compare with",
+            "the memory claim is checked against the artifact's size, not device memory "
+            f"(the {r['device']} run's RSS is the host's)",
+            f"speed not measured: {r['device']} timings are simulated"]
+    if not applies:
+        note.append(f"the claim is for {claim.quantization}")
+    row = dict.fromkeys(CHAPTER_COLUMNS)
+    row.update({
+        "framework": claim.framework, "runtime": r["framework"], "device": r["device_label"],
+        "model": r["model"], "workload": r["workload"], "quantization": r["precision"],
+        "measurement": r["measurement"], "baseline": baseline, "baseline_note": base_note,
+        "memory_figure": "model_bytes", "bits_per_weight": bits,
+        "model_mb": size / 2**20 if size else None, "size_reduction_pct": reduction,
+        "memory_claim": claim.memory_claim,
+        "memory_check": mem.check(value) if applies else "n/a",
+        "speedup_claim": claim.speedup_claim, "speedup_check": "n/a",
+        "kld_mean": r["kld_mean"], "kld_at_floor": bool(r["kld_at_floor"]),
+        "delta_ppl": r["delta_ppl"], "warnings": r["warnings"] or "",
+        "use_case": claim.use_case, "note": "; ".join(note),
+    })
+    return row
 
 
 def _not_measured(claim: Claim, df: pd.DataFrame) -> dict:
@@ -231,8 +326,9 @@ def matrix(pp: pd.DataFrame, device_label: str, model: str, metric: str,
     the one with most rows), from :func:`per_precision` (``ppl`` from quality rows, the rest
     from speed rows). Workloads never mix in one table.
 
-    Columns run from most to fewest bits. Non-measured rows keep their ``measurement`` in the
-    runtime label, so they never mix silently with measured ones.
+    Columns run from most to fewest bits. Non-measured rows keep how they were obtained in the
+    runtime label (:func:`select.runtime_label`, e.g. "qnn (simulated timings)"), so they never
+    mix silently with measured ones.
     """
     if workload is None:
         workload = next(iter(workloads(pp, device_label, model)), None)
@@ -240,8 +336,7 @@ def matrix(pp: pd.DataFrame, device_label: str, model: str, metric: str,
             & (pp["workload"] == workload)]
     if pp.empty or pp[metric].isna().all():
         return pd.DataFrame()
-    label = pp["framework"].where(pp["measurement"] == "measured",
-                                  pp["framework"] + " (" + pp["measurement"] + ")")
+    label = select.runtime_label(pp)
     order = (pp.sort_values(["bits", "precision"], ascending=[False, True])["precision"]
                .drop_duplicates().tolist())
     return (pp.assign(runtime=label)
