@@ -242,3 +242,23 @@ def test_cli_recommend_snapdragon_shows_the_evidence(tmp_path, capsys):
     assert f"| {GEMMA} | w8a16 | #1 KLD 0.004 ± 0.0005" in out and CLAIM in out
     code, out, _ = run_main(args, capsys)
     assert code == 0 and "Snapdragon evidence by source" in out and "simulated numerics" in out
+
+
+def _cpu_quality(framework, precision, kld, **kw):
+    row = quality(precision, kld, 0.001, device="cpu", **kw)
+    return {**row, "framework": framework, "measurement": "measured",
+            "run_key": f"q-{framework}-{precision}"}
+
+
+def test_other_runtimes_under_the_same_protocol_are_shown_for_weighing():
+    rows = [quality("w8a16", 0.11, 0.01),
+            _cpu_quality("llama-cpp", "q4_k_m", 0.0056), _cpu_quality("llama-cpp", "q8_0", 0.0028),
+            _cpu_quality("openvino", "int4", 0.03, n_ctx=256),  # another protocol: left out
+            _cpu_quality("mlx", "4bit", 0.02, model="other-model")]  # another model
+    ev = snapdragon.evidence(rows)
+    assert ev.others == (
+        f"{GEMMA}, other runtimes under the same protocol (KLD, for weighing the NPU's "
+        "precision loss): llama-cpp q8_0 cpu 0.0028; llama-cpp q4_k_m cpu 0.0056",)
+    text = "\n".join(present.evidence_lines(ev))
+    assert ev.others[0] in text
+    assert snapdragon.evidence(rows[:1]).others == ()

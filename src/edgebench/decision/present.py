@@ -204,7 +204,7 @@ def evidence_lines(ev: SnapdragonEvidence) -> list[str]:
             out.append(f"    notes:   {row['notes']}")
     if not ev.lines:
         out.append("  no QNN quality row and no Snapdragon speed row")
-    out += [f"  {x}" for x in (ev.guidance, ev.claim) if x]
+    out += [f"  {x}" for x in (*ev.others, ev.guidance, ev.claim) if x]
     out += [f"  note: {n}" for n in ev.notes]
     return out
 
@@ -222,5 +222,5 @@ def evidence_markdown(ev: SnapdragonEvidence) -> list[str]:
                 "|" + "---|" * len(EVIDENCE_COLUMNS), *("| " + " | ".join(c) + " |" for c in cells)]
     else:
         out.append("- no QNN quality row and no Snapdragon speed row")
-    out += [""] + [f"- {x}" for x in (ev.guidance, ev.claim, *ev.notes) if x]
+    out += [""] + [f"- {x}" for x in (*ev.others, ev.guidance, ev.claim, *ev.notes) if x]
     return out

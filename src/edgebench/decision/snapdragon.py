@@ -96,6 +96,8 @@ class SnapdragonEvidence:
     guidance: str = ""
     claim: str = ""
     notes: tuple[str, ...] = ()
+    #: per model, the other runtimes' KLD under the same protocol, to weigh the NPU's loss
+    others: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -119,10 +121,13 @@ def evidence(rows: Sequence[_Row], *, model: str | None = None,
     speeds = _speed_rows(rows, notes)
     lines: list[Line] = []
     order: list[str] = []
-    for name, qrows in _quality_rows(rows, model, notes).items():
+    others: list[str] = []
+    for name, (qrows, protocol) in _quality_rows(rows, model, notes).items():
         ranked = _rank(qrows, limits.quality_floor)
         order.append(_order_text(name, ranked))
         lines += [Line(name, p, q, ()) for p, q in ranked]
+        if line := _others(rows, name, protocol):
+            others.append(line)
     lines = _attach(lines, speeds)
     if not any(line.quality for line in lines):
         notes.append("no QNN quality row" + (f" of {model}" if model else "") + ": measure it "
@@ -139,7 +144,7 @@ def evidence(rows: Sequence[_Row], *, model: str | None = None,
         q, memory, speedup, use = tree.CLAIMS["QNN"]
         claim = f"{CLAIM_LABEL}: QNN {q}: memory {memory}, speed-up {speedup} ({use})"
     return SnapdragonEvidence(tuple(lines), tuple(order), limits.quality_floor, guidance, claim,
-                              tuple(notes))
+                              tuple(notes), tuple(others))
 
 
 def _of(row: _Row, model: str | None) -> bool:
@@ -153,16 +158,16 @@ def _is_npu(row: _Row) -> bool:
 
 
 def _quality_rows(rows: Sequence[_Row], model: str | None,
-                  notes: list[str]) -> dict[str, list[_Row]]:
+                  notes: list[str]) -> dict[str, tuple[list[_Row], tuple]]:
     """Per model, one latest ok row per precision under the model's most common protocol (a
-    real NPU's row before the simulator's, then the newest)."""
+    real NPU's row before the simulator's, then the newest), and that protocol."""
     qrows = [r for r in rows if compare.value(r, "framework") == "qnn"
              and compare.value(r, "kind") == "quality" and compare.numerics_measured(r)
              and _of(r, model)]
     by_model: dict[str, list[_Row]] = {}
     for i, _ in compare.latest_ok(qrows):
         by_model.setdefault(str(compare.value(qrows[i], "model")), []).append(qrows[i])
-    out: dict[str, list[_Row]] = {}
+    out: dict[str, tuple[list[_Row], tuple]] = {}
     for name, rs in sorted(by_model.items()):
         counts = Counter(compare.protocol(r) for r in rs)
         chosen = compare.choose_protocol(counts)
@@ -178,8 +183,27 @@ def _quality_rows(rows: Sequence[_Row], model: str | None,
             notes.append(f"{name}: one QNN quality row per precision (a real NPU's before the "
                          f"simulator's, then the newest); left out "
                          f"{counts[chosen] - len(keep)} row(s)")
-        out[name] = list(keep.values())
+        out[name] = list(keep.values()), chosen
     return out
+
+
+def _others(rows: Sequence[_Row], model: str, protocol: tuple) -> str:
+    """The other runtimes' KLD for ``model`` under ``protocol`` (their latest ok quality rows
+    with measured numerics), least first: what the NPU's precision loss is weighed against."""
+    qrows = [r for r in rows if compare.value(r, "kind") == "quality"
+             and compare.value(r, "framework") != "qnn" and compare.numerics_measured(r)
+             and str(compare.value(r, "model")) == model and compare.protocol(r) == protocol
+             and compare.value(r, "kld_mean") is not None]
+    found = sorted((qrows[i] for i, _ in compare.latest_ok(qrows)),
+                   key=lambda r: (compare.value(r, "kld_mean"), str(compare.value(r, "framework")),
+                                  str(compare.value(r, "precision"))))
+    if not found:
+        return ""
+    return (f"{model}, other runtimes under the same protocol (KLD, for weighing the NPU's "
+            "precision loss): " + "; ".join(
+                f"{compare.value(r, 'framework')} {compare.value(r, 'precision')} "
+                f"{compare.value(r, 'device')} {fmt(compare.value(r, 'kld_mean'))}"
+                for r in found))
 
 
 def _interval(row: _Row) -> tuple[float, float] | None:
