@@ -193,3 +193,21 @@ def test_a_store_folder_that_does_not_exist_is_named(tmp_path, capsys):
     code, out, err = run_main(["history", "decode_tok_s", "--store", str(tmp_path / "typo")],
                               capsys)
     assert code == 2 and "typo" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize("measurement, metric, followed", [
+    ("measured", "decode_tok_s", True),
+    (None, "decode_tok_s", True),  # older files: NULL is measured
+    ("simulated", "decode_tok_s", False),  # an emulator's clock is no device's trend
+    ("estimated", "decode_tok_s", False),
+    ("imported:llama-bench", "decode_tok_s", False),
+    # a quality row of the HTP simulator: its KLD is followed, its scored tok/s is not
+    ("numerics=measured;timings=simulated", "kld_mean", True),
+    ("numerics=measured;timings=simulated", "scored_tok_s", False),
+    ("simulated", "kld_mean", False),
+])
+def test_history_follows_only_the_measured_part(measurement, metric, followed):
+    rows = as_rows(nights([100] * 3, measurement=measurement))
+    for r in rows:  # the speed metrics are set by night(); give the others a value
+        r[metric] = 0.1 if r[metric] is None else r[metric]
+    assert bool(history.series(rows, metric)) == followed

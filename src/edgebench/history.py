@@ -18,17 +18,22 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 from edgebench.harness.metrics import TIMING_METRICS
+from edgebench.results import provenance
 
 #: Metrics a history can follow; the timing metrics carry per-repetition samples.
 METRICS = (*TIMING_METRICS, "load_s", "peak_mem_mb", "peak_rss_mb", "vm_hwm_mb", "energy_j",
            "j_per_token", "ppl", "kld_mean", "kld_p99", "top1_agree", "scored_tok_s")
+#: Metrics of the arithmetic (``results.provenance`` part ``numerics``); the others are timings,
+#: memory or energy (part ``timings``). A history follows a row only where that part of it is
+#: measured: an emulator's clock (the HTP simulator's) is never a device's trend.
+NUMERICS_METRICS = frozenset({"ppl", "kld_mean", "kld_p99", "top1_agree"})
 #: Metrics where a higher value is better (for the others, lower is).
 HIGHER_IS_BETTER = frozenset({"prefill_tok_s", "decode_tok_s", "top1_agree", "scored_tok_s"})
 #: Columns naming a run in the output (besides its run_key).
 LABELS = ("model", "framework", "precision", "device", "threads", "prompt_tokens",
           "new_tokens", "kind")
 #: Columns a history reads from the store (plus the metric and its samples).
-COLUMNS = ("run_key", "session_id", "started_at", "status", *LABELS, "machine_id",
+COLUMNS = ("run_key", "session_id", "started_at", "status", "measurement", *LABELS, "machine_id",
            "cpu_model", "cpu_cores_logical", "cpu_cores_physical", "ram_total_mb", "os",
            "accelerators")
 
@@ -157,8 +162,11 @@ def series(rows: Iterable[Mapping[str, Any]], metric: str, *, min_size: int = 2,
                                                    or t < session_start[s]):
             session_start[s] = t
     latest: dict[tuple[str, str], dict[str, dict]] = {}  # (run_key, hardware) -> session -> row
+    part = "numerics" if metric in NUMERICS_METRICS else "timings"
     for r in rows:
         if r.get("status") != "ok" or _missing(r.get(metric)) or r.get("session_id") is None:
+            continue
+        if provenance.kind(r.get("measurement"), part) != provenance.MEASURED:
             continue
         try:
             if not math.isfinite(float(r[metric])):
