@@ -21,6 +21,14 @@ def tests(session):
 
 
 @nox.session
+def slow(session):
+    """The slow tests (Gemma 3 270M on the QNN HTP simulator, ~15 min on 2 cores)."""
+    session.install("torch==2.13.0")
+    session.install("-e", ".[llama-cpp,convert,qnn,test]")
+    session.run("pytest", "-m", "slow", *session.posargs)
+
+
+@nox.session
 def tests_core(session):
     """The tests that need no runtime; runtime tests skip with their reason."""
     session.install("-e", ".[test]")

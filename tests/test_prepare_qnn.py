@@ -29,8 +29,9 @@ needs_qnn = pytest.mark.skipif(
 # - the float export is the same arithmetic as PyTorch's eager attention, in float32, except
 #   masked positions weigh e^-100 instead of 0: logits agree to 1e-4 (they are ~0.6 at most)
 FLOAT_ATOL = 1e-4
-# - QDQ with uint8 per-tensor weights on a random-weight model, through 6 layers: the error is
-#   dominated by the 8-bit weights; 16-bit activations add little, 8-bit ones a lot more.
+# - QDQ with uint8 weights (per output channel for MatMul) on a random-weight model, through 6
+#   layers: the error is dominated by the 8-bit weights; 16-bit activations add little, 8-bit
+#   ones a lot more.
 #   (max abs error relative to the largest float logit, cosine similarity of the logits)
 QDQ_BOUNDS = {"w8a16": (0.3, 0.97), "w8a8": (0.5, 0.90)}
 # - the HTP emulator's float graph: 1e-2 absolute on these logits at 95% of the positions
@@ -97,6 +98,24 @@ def test_manifests_and_cache_hits(built):
         assert facts["activation_type"] == {"w8a16": "uint16", "w8a8": "uint8"}[precision]
         assert "calibration" in mans[precision].notes[-1].lower() or \
             "MinMax" in mans[precision].notes[-1]
+        assert facts["weight_scales"].startswith("per output channel")
+        assert "per output channel for MatMul" in mans[precision].notes[-1]
+
+
+def test_matmul_weights_have_one_scale_per_output_channel(built):
+    import onnx
+
+    _, cache, mans, _ = built
+    model = onnx.load(_model(mans["w8a16"], cache), load_external_data=False)
+    inits = {i.name: i for i in model.graph.initializer}
+    made = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    weights = [made[n.input[1]] for n in model.graph.node
+               if n.op_type == "MatMul" and n.input[1] in made and made[n.input[1]].input[0]
+               in inits and len(inits[made[n.input[1]].input[0]].dims) == 2]
+    assert len(weights) >= 6 * 7  # q, k, v, o, gate, up, down in each of the 6 layers
+    for dq in weights:
+        w, scale = inits[dq.input[0]], inits[dq.input[1]]
+        assert list(scale.dims) == [w.dims[1]], dq.name  # one scale per output column
 
 
 def test_float_export_is_static_standard_and_agrees_with_pytorch(built):
