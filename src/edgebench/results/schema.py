@@ -16,13 +16,15 @@ import pyarrow as pa
 from edgebench.harness.metrics import TIMING_METRICS
 
 #: Bumped whenever a column changes meaning, type or name. Checked on every read.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Older versions this one reads: their files lack only columns added since (read as null).
 #: v2 added ``kind`` and the quality columns; v3 the validity columns (flags, machine_busy,
 #: launches, the kernel's memory figures, runtime cross-checks, the KLD floor); v4 the
 #: per-chunk quality values that paired comparisons resample (``chunk_nll``, ``chunk_kld``);
-#: v5 where an accelerator execution provider ran the graph (``accel_nodes``, ``cpu_nodes``).
-UPGRADABLE_VERSIONS = (1, 2, 3, 4)
+#: v5 where an accelerator execution provider ran the graph (``accel_nodes``, ``cpu_nodes``);
+#: v6 numbers from elsewhere (``source``, ``job_ids``, ``gpu_nodes``, ``peak_mem_range_mb``,
+#: ``ttft_ms_extrapolated``).
+UPGRADABLE_VERSIONS = (1, 2, 3, 4, 5)
 KINDS = ("speed", "quality")
 
 STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
@@ -192,6 +194,20 @@ _OPTIONAL: dict[str, Any] = {
     # A row whose graph ran mostly on the CPU is not an accelerator measurement.
     "accel_nodes": int | None,
     "cpu_nodes": int | None,
+    # --- v6: numbers measured elsewhere (``measurement`` estimated or imported:<format>)
+    # where they come from: the service, tool or file (with its sha256) and its version
+    "source": str | None,
+    # the service's job ids (Qualcomm AI Hub: compile, quantize, profile), comma-separated
+    "job_ids": str | None,
+    # layers or nodes the GPU took (AI Hub's compute-unit breakdown: NPU -> accel_nodes, GPU
+    # -> gpu_nodes, CPU -> cpu_nodes)
+    "gpu_nodes": int | None,
+    # a peak memory the source reports as a range [low, high] in MB (AI Hub's profile)
+    "peak_mem_range_mb": list[float] | None,
+    # a TTFT the source extrapolated rather than measured (Qualcomm's perf.yaml: the upper end
+    # of time_to_first_token_range, scaled to the context length); ``ttft_ms`` stays the
+    # measured one
+    "ttft_ms_extrapolated": float | None,
 }
 
 RunRecord = dataclasses.make_dataclass(
