@@ -177,3 +177,16 @@ def test_memory_sampler_sleeps_inside_timed_repetitions(fake_framework, monkeypa
     row = measure(_run("fake-slow", reps=3, warmup=0), CTX)
     assert row.status == "ok", row.message
     assert SlowRunner.woke_inside == 0
+
+
+@pytest.mark.parametrize("accel, cpu, flags", [
+    (None, None, []),  # a runtime without graph placement
+    (100, 0, []),  # the whole graph on the accelerator
+    (100, 1, ["cpu-fallback"]),
+    (10, 10, ["cpu-fallback", "mostly-cpu"]),  # half on the CPU: not an accelerator measurement
+    (3, 40, ["cpu-fallback", "mostly-cpu"]),
+])
+def test_placement_flags(accel, cpu, flags):
+    from edgebench.harness.measure import placement_flags
+
+    assert placement_flags(accel, cpu) == flags

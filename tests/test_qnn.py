@@ -238,11 +238,13 @@ def test_rows_record_placement_and_simulation(models):
     row = measure(_planned(models["w8a16"]), ctx)
     assert row.status == "ok", row.message
     assert row.cpu_nodes == 0 and row.accel_nodes >= 5
+    assert "cpu-fallback" not in (row.flags or [])
     assert row.decode_tok_s > 0 and len(row.output_ids) == 3
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert row.measurement == "simulated" and row.device_name == "htp-simulator"
     row = measure(_planned(models["mod"], {"cpu_fallback": True}), ctx)
     assert row.status == "ok" and row.cpu_nodes >= 1, row.message
+    assert "cpu-fallback" in row.flags  # a node on the CPU is said in the row's flags
     row = measure(_planned(models["fp32"]), ctx)
     assert row.status == "error" and "qnn:w8a16" in row.message
 

@@ -36,7 +36,10 @@ KLD_FLOOR_FACTOR = 3.0
 #: Row flags (schema v3 ``flags``) that mark a number as doubtful, with their wording.
 WARNING_FLAGS = {"machine-busy": "machine busy", "timing-disagreement": "timing disagreement",
                  "launch-failed": "a launch failed",
-                 "output-differs-between-launches": "output differs between launches"}
+                 "output-differs-between-launches": "output differs between launches",
+                 "cpu-fallback": "some graph nodes ran on the CPU",
+                 "mostly-cpu": "most graph nodes ran on the CPU: not an accelerator "
+                               "measurement"}
 MEMORY_FIGURES = ("peak_mem_mb", "peak_rss_mb")
 AT_FLOOR = "at the floor"
 

@@ -155,7 +155,17 @@ def with_validity(rec: RunRecord, peak: memory.PeakMemory, sampler: memory.RssSa
     flags = list(rec.flags or [])
     if cols["machine_busy"] and "machine-busy" not in flags:
         flags.append("machine-busy")
+    flags += [f for f in placement_flags(cols.get("accel_nodes"), cols.get("cpu_nodes"))
+              if f not in flags]
     return replace(rec, **cols, flags=flags or None)
+
+
+def placement_flags(accel: int | None, cpu: int | None) -> list[str]:
+    """``cpu-fallback`` when any node of an accelerator's graph ran on the CPU, and
+    ``mostly-cpu`` when most did: such a row is not a measurement of the accelerator."""
+    if not cpu:
+        return []
+    return ["cpu-fallback"] + (["mostly-cpu"] if cpu >= (accel or 0) else [])
 
 
 def settings_json(options: dict) -> str:
