@@ -16,7 +16,7 @@ def lint(session):
 def tests(session):
     """Every test, real runtimes and converters included (pip caches the compiled wheel)."""
     session.install("torch==2.13.0")  # a CPU build (a plain 'torch' pulls a CUDA build)
-    session.install("-e", ".[llama-cpp,convert,mlx,ort-genai,openvino,qnn,test]")
+    session.install("-e", ".[llama-cpp,convert,mlx,ort-genai,openvino,qnn,qai-hub,test]")
     session.run("pytest", *session.posargs)
 
 

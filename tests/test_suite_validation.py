@@ -313,7 +313,7 @@ def test_known_option_names_and_openvino_properties_pass(tmp_path):
 
     s = Suite(name="t", options={fw: {n: 1 for n in spec.options}
                                  for fw, spec in FRAMEWORKS.items() if spec.options})
-    assert set(s.options) == {"llama-cpp", "ort-genai", "mlx", "qnn"}
+    assert set(s.options) == {"llama-cpp", "ort-genai", "mlx", "qnn", "qai-hub"}
     assert Suite(name="t", options={"openvino": {"PERFORMANCE_HINT": "LATENCY"}}).options
 
 

@@ -29,7 +29,7 @@ from edgebench.harness.isolate import run_isolated
 from edgebench.harness.measure import RunContext, record_for
 from edgebench.harness.prepare.manifest import Manifest
 from edgebench.harness.prompt import PromptTooShort, prompt_ids
-from edgebench.harness.registry import installed_version
+from edgebench.harness.registry import FRAMEWORKS, installed_version, load_runner
 from edgebench.models.registry import ResolvedModel, resolve_model
 from edgebench.results import queries
 from edgebench.results.schema import RunRecord
@@ -188,6 +188,11 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
          prompts: dict[tuple[str, int], list[int] | RunnerUnavailable]) -> RunRecord:
     if run.skip_reason is not None:
         return record_for(run, ctx, "skipped", run.skip_reason)
+    if FRAMEWORKS[run.framework].probe_first:
+        try:
+            load_runner(run.framework).probe()
+        except (RunnerUnavailable, DeviceUnavailable) as e:
+            return record_for(run, ctx, "unavailable", str(e))
     if run.prepare is not None:
         try:
             run = _prepared(run, cache)
@@ -276,7 +281,7 @@ def _prepared(run: PlannedRun, cache: Path) -> PlannedRun:
 RESULT_COLUMNS = (
     "model", "framework", "precision", "device", "threads", "prompt_tokens", "new_tokens",
     "status", "ttft_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_cv", "load_s",
-    "peak_mem_mb", "flags", "framework_version", "started_at", "message",
+    "peak_mem_mb", "flags", "measurement", "framework_version", "started_at", "message",
 )
 FILTERS = ("model", "framework", "precision", "device", "status", "session_id", "suite")
 

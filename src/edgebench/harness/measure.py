@@ -21,7 +21,7 @@ from edgebench.harness.device import Fingerprint
 from edgebench.harness.prepare.manifest import NOMINAL_BITS, precision_class
 from edgebench.harness.prompt import ids_sha256
 from edgebench.harness.registry import load_runner
-from edgebench.harness.runner import AcceleratorMemory, GraphPlacement
+from edgebench.harness.runner import AcceleratorMemory, GraphPlacement, RemoteProfile
 from edgebench.results.schema import SCHEMA_VERSION, RunRecord
 from edgebench.suites.expand import PlannedRun
 
@@ -186,6 +186,18 @@ def failed_row(base: RunRecord, e: Exception) -> RunRecord:
     return replace(base, status="error", message=msg, finished_at=now())
 
 
+def remote_row(base: RunRecord, runner: RemoteProfile, run: PlannedRun) -> RunRecord:
+    """``base`` with the columns a :class:`~edgebench.harness.runner.RemoteProfile` runner
+    returns: a service's figures of a device edgebench never saw, so the row's machine is
+    that device (``imports.rows.elsewhere_id``), never this one."""
+    from edgebench.imports.rows import elsewhere_id
+
+    cols = runner.profile(run)
+    device = cols.get("device_name") or run.device
+    return replace(base, **cols, machine_id=elsewhere_id("estimated", device),
+                   finished_at=now())
+
+
 def close_quietly(runner) -> None:
     """Close ``runner`` if there is one; closing must not hide the run's outcome."""
     if runner is not None:
@@ -213,6 +225,8 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
         runner = load_runner(run.framework)
         info = runner.probe()
         base = replace(base, framework_version=info.version)
+        if isinstance(runner, RemoteProfile):  # a service profiles it: no local clock
+            return remote_row(base, runner, run)
         if not run.prompt_ids or len(run.prompt_ids) != run.prompt_tokens:
             raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
                               f"expected {run.prompt_tokens}")

@@ -22,7 +22,7 @@ PRECISIONS = (
 )
 
 #: Every device name edgebench knows, whatever the runtime.
-DEVICES = ("cpu", "cuda", "metal", "vulkan", "gpu", "npu", "htp", "htp-simulator")
+DEVICES = ("cpu", "cuda", "metal", "vulkan", "gpu", "npu", "htp", "htp-simulator", "snapdragon")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class FrameworkSpec:
     #: The suite ``options`` names the runner takes (checked when a suite is made, before
     #: anything runs); None: any name (OpenVINO's are device properties, an open set).
     options: tuple[str, ...] | None = None
+    #: Probe the runner in the sweep's own process before preparing its artifact: for a runner
+    #: whose probe is cheap and decides everything (a remote service without a token gives its
+    #: ``unavailable`` row at once, not after minutes of export and quantization).
+    probe_first: bool = False
 
 
 FRAMEWORKS: dict[str, FrameworkSpec] = {
@@ -97,6 +101,20 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             options=("cpu_fallback", "htp_arch", "soc_model", "htp_performance_mode",
                      "enable_htp_fp16_precision", "htp_graph_finalization_optimization_mode",
                      "vtcm_mb", "profiling_level", "profiling_file_path"),
+        ),
+        FrameworkSpec(
+            name="qai-hub",
+            target="edgebench.harness.runners.qai_hub:QaiHubRunner",
+            extra="qai-hub", artifact_format="qnn",
+            # the qnn recipe's QDQ artifacts; option quantize (w8a8, w8a16, w4a16, w4a8) has
+            # AI Hub quantize the fp32 one
+            precisions=("fp32", "w8a16", "w8a8"), devices=("snapdragon",),
+            description="Qualcomm AI Hub: compile + profile on a cloud Snapdragon device "
+                        "(estimated; needs an API token)",
+            package="qai-hub",
+            options=("hub_device", "target_runtime", "quantize", "calibration_samples",
+                     "qairt_version", "compile_options", "profile_options"),
+            probe_first=True,  # reads the client's token file: no network, no runtime
         ),
     )
 }

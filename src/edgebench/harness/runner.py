@@ -132,3 +132,22 @@ class GraphPlacement(Protocol):
         """(nodes the accelerator's provider took, nodes that fell back to the CPU) in the
         loaded graph as the runtime partitioned it; None when not known."""
         ...
+
+
+@runtime_checkable
+class RemoteProfile(Protocol):
+    """Optional runner hook: a runner whose runtime is a remote service that profiles the
+    artifact on a device edgebench never sees (Qualcomm AI Hub) defines this method; the
+    harness calls it after :meth:`Runner.probe` instead of load/generate, and the row takes the
+    columns it returns (``measurement = "estimated"``: the service's figures, never
+    edgebench's token timeline)."""
+
+    def profile(self, run: Any) -> dict[str, Any]:
+        """Submit ``run`` (a ``PlannedRun``), wait, and return the row's columns (status,
+        message, metrics, device, job ids ...).
+
+        Raises:
+            RunnerUnavailable: no credentials, or the service cannot be reached.
+            DeviceUnavailable: the service has no such device (the message lists its own).
+        """
+        ...
