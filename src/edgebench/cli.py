@@ -765,3 +765,7 @@ cli.add_command(history)
 from edgebench.commands.gate import gate  # noqa: E402  (it imports cli lazily)
 
 cli.add_command(gate)
+
+from edgebench.commands.imports import import_cmd  # noqa: E402  (it imports cli lazily)
+
+cli.add_command(import_cmd)

@@ -29,7 +29,8 @@ IMPORTERS: dict[str, str] = {
 DESCRIPTIONS: dict[str, str] = {
     "llama-bench": "llama.cpp's llama-bench output (-o json or -o jsonl), samples_ns kept",
     "qai-hub-models": "Qualcomm's published LLM figures: a perf.yaml of the qai-hub-models "
-                      "wheel (tok/s, TTFT range per Snapdragon device, precision, context)",
+                      "wheel, or the whole wheel (tok/s, TTFT per Snapdragon device, "
+                      "precision, context; the extrapolated TTFT kept apart)",
     "ai-hub-profile": "a Qualcomm AI Hub profile job's results, downloaded as JSON",
 }
 
