@@ -242,6 +242,7 @@ def test_unreachable_ai_hub_is_unavailable_with_the_configured_defaults(no_token
 
     class Run:
         options, precision, device, model = {}, "w8a16", "snapdragon", "m"
+        artifact, prompt_tokens = type("A", (), {"path": no_token}), 512  # no qnn.json
 
     with pytest.raises(RunnerUnavailable, match=r"cannot be reached.*snapdragon -> Samsung") as e:
         QaiHubRunner().profile(Run())
@@ -274,3 +275,23 @@ def test_run_without_token_gives_unavailable_rows(no_token, tmp_path, monkeypatc
     for r in rows:
         assert r["status"] == "unavailable" and r["ttft_ms"] is None
         assert "qai-hub configure --api_token" in r["message"]
+
+
+def test_prompt_length_must_be_the_artifacts_sequence_length(tmp_path, monkeypatch):
+    """The [1, N] graph's latency is the TTFT of an N-token prompt: another prompt length would
+    make prefill tok/s a wrong number, so the run is refused before anything is submitted."""
+    from types import SimpleNamespace
+
+    from edgebench.errors import ConfigError
+    from edgebench.harness.runners import qai_hub as runner_mod
+
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "qnn.json").write_text(json.dumps({"n_ctx": 512}))
+    assert runner_mod.sequence_length(art) == 512
+    assert runner_mod.sequence_length(tmp_path) is None
+    monkeypatch.setattr(runner_mod, "_config_or_raise", lambda hub: None)
+    run = SimpleNamespace(artifact=SimpleNamespace(path=art), prompt_tokens=64, options={},
+                          precision="w8a16", device="snapdragon", model="m")
+    with pytest.raises(ConfigError, match="needs --prompt-tokens 512"):
+        runner_mod.QaiHubRunner().profile(run)

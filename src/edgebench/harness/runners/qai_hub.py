@@ -103,6 +103,17 @@ def check_device(client, device) -> Any:
                             f"{', '.join(offered) or 'none'}")
 
 
+def sequence_length(artifact: Path) -> int | None:
+    """The static sequence length N of a qnn artifact (its ``qnn.json``), None if unknown."""
+    import json
+
+    facts = Path(artifact) / "qnn.json"
+    try:
+        return int(json.loads(facts.read_text())["n_ctx"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def stage_onnx(artifact: Path, into: Path) -> Path:
     """A folder holding only the artifact's ``.onnx`` and its ``.data`` (what AI Hub takes as an
     ONNX model folder; the artifact's tokenizer and manifest are left out).
@@ -170,6 +181,11 @@ class QaiHubRunner:
         """
         hub = _client_module()
         _config_or_raise(hub)
+        n = sequence_length(run.artifact.path)
+        if n is not None and run.prompt_tokens != n:
+            raise ConfigError(f"the qnn artifact is a static graph of N = {n} tokens: its "
+                              f"latency is the TTFT of an {n}-token prompt, so a qai-hub run "
+                              f"needs --prompt-tokens {n} (this one asks {run.prompt_tokens})")
         opts = dict(run.options)
         runtime = opts.get("target_runtime", TARGET_RUNTIMES[0])
         if runtime not in TARGET_RUNTIMES:
