@@ -93,7 +93,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            note="on x86-64 the snapdragon suite runs the HTP simulator: the NPU's numerics "
                 "(quality), never its speed; on the Snapdragon itself `edgebench run snapdragon "
                 "--device htp` measures NPU speed too (and `edgebench run cpu-laptop` its CPU "
-                "runtimes); AI Hub runs are not in edgebench yet",
+                "runtimes); with an AI Hub token, `edgebench run --framework qai-hub "
+                "--precision w8a16 --device snapdragon --prompt-tokens 512` gives AI Hub's "
+                "estimate; `edgebench import qai-hub-models` brings Qualcomm's published "
+                "figures (of its own models)",
            fingerprint=_QCOM, own_devices=("htp",)),
     Target("nvidia-gpu", "NVIDIA discrete GPU (CUDA)",
            ("llama.cpp CUDA (llama-cpp)", "ONNX Runtime GenAI CUDA / Olive (ort-genai)"),
