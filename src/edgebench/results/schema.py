@@ -16,15 +16,15 @@ import pyarrow as pa
 from edgebench.harness.metrics import TIMING_METRICS
 
 #: Bumped whenever a column changes meaning, type or name. Checked on every read.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: Older versions this one reads: their files lack only columns added since (read as null).
 #: v2 added ``kind`` and the quality columns; v3 the validity columns (flags, machine_busy,
 #: launches, the kernel's memory figures, runtime cross-checks, the KLD floor); v4 the
 #: per-chunk quality values that paired comparisons resample (``chunk_nll``, ``chunk_kld``);
 #: v5 where an accelerator execution provider ran the graph (``accel_nodes``, ``cpu_nodes``);
 #: v6 numbers from elsewhere (``source``, ``job_ids``, ``gpu_nodes``, ``peak_mem_range_mb``,
-#: ``ttft_ms_extrapolated``).
-UPGRADABLE_VERSIONS = (1, 2, 3, 4, 5)
+#: ``ttft_ms_extrapolated``); v7 energy net of idle, telemetry, the roofline and sustained runs.
+UPGRADABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 KINDS = ("speed", "quality")
 
 STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
@@ -208,6 +208,43 @@ _OPTIONAL: dict[str, Any] = {
     # of time_to_first_token_range, scaled to the context length); ``ttft_ms`` stays the
     # measured one
     "ttft_ms_extrapolated": float | None,
+    # --- v7: energy (docs/energy.md). ``energy_j`` / ``j_per_token`` are net of idle (the
+    # idle power measured before the run times the run's duration, subtracted); the gross
+    # figures beside them. All null with ``energy_method = "none"``: never an estimate.
+    "energy_gross_j": float | None,
+    "j_per_token_gross": float | None,
+    "tokens_per_j": float | None,  # net
+    "idle_power_w": float | None,  # measured before the run, over ``idle_window_s``
+    "idle_window_s": float | None,
+    "energy_prefill_j": float | None,  # net; null unless the meter's interval < the phase
+    "energy_decode_j": float | None,
+    "energy_interval_ms": float | None,  # the meter's update/sampling interval
+    "energy_domains": str | None,  # what the meter covers, e.g. "package-0,dram" or "gpu:0"
+    "energy_note": str | None,  # why a meter present gave no number (permission denied ...)
+    # --- v7: telemetry around the run
+    "cpu_isa": str | None,  # the flags that decide quantized-kernel speed: avx2,avx512_vnni,...
+    "cores_used": int | None,
+    "gpu_model": str | None,
+    "gpu_driver": str | None,
+    "cpu_freq_mhz_before": float | None,
+    "cpu_freq_mhz_after": float | None,
+    "cpu_temp_c_before": float | None,
+    "cpu_temp_c_after": float | None,
+    # --- v7: the physical limit: decode tok/s x bytes read per token / memory bandwidth
+    "roofline_pct": float | None,
+    "bytes_per_token": float | None,  # weights + KV cache read per decoded token (docs/roofline)
+    "bandwidth_gbs": float | None,
+    "bandwidth_method": str | None,
+    # --- v7: sustained runs (``edgebench run --sustain``): throughput over time
+    "sustain_s": float | None,  # the requested duration
+    "sustain_t_s": list[float] | None,  # each window's end, seconds since the start
+    "sustain_tok_s": list[float] | None,  # each window's decode tok/s
+    "sustain_freq_mhz": list[float] | None,
+    "sustain_temp_c": list[float] | None,
+    "first_minute_tok_s": float | None,
+    "steady_tok_s": float | None,  # median of the last 20 % of windows
+    "throttle_onset_s": float | None,  # null: no throttling seen
+    "cooldown_applied_s": float | None,
 }
 
 RunRecord = dataclasses.make_dataclass(
