@@ -244,7 +244,6 @@ _OPTIONAL: dict[str, Any] = {
     "first_minute_tok_s": float | None,
     "steady_tok_s": float | None,  # median of the last 20 % of windows
     "throttle_onset_s": float | None,  # null: no throttling seen
-    "cooldown_applied_s": float | None,
 }
 
 RunRecord = dataclasses.make_dataclass(
