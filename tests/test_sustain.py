@@ -78,3 +78,67 @@ def test_a_first_window_longer_than_a_minute_is_the_first_minute():
 def test_no_windows_is_an_error(t, v):
     with pytest.raises(ValueError):
         summarize(t, v)
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("llama_cpp"),
+                    reason="llama-cpp-python is not installed")
+def test_sustained_run_on_gemma_for_a_few_seconds(tmp_path, capsys):
+    """The real CLI on Gemma 3 270M (llama.cpp q4_k_m): windows until 3 s have passed, each
+    restarted from the same prompt; a run of its own (another run_key than the plain run)."""
+    import json
+
+    from conftest import run_main
+    from edgebench.suites.expand import PlannedRun
+
+    store = str(tmp_path / "st")
+    args = ["run", "--prompt-tokens", "16", "--new-tokens", "8", "--warmup", "0",
+            "--store", store, "--format", "json"]
+    code, _, err = run_main([*args, "--sustain", "3s"], capsys)
+    assert code == 0, err
+    code, out, _ = run_main(["sql", "SELECT status, sustain_s, repetitions, sustain_t_s, "
+                             "sustain_tok_s, decode_tok_s_samples, first_minute_tok_s, "
+                             "steady_tok_s, run_key FROM runs", "--store", store,
+                             "--format", "json"], capsys)
+    (row,) = json.loads(out)
+    assert row["status"] == "ok" and row["sustain_s"] == 3.0
+    n = row["repetitions"]
+    assert n >= 1 and len(row["sustain_t_s"]) == len(row["sustain_tok_s"]) == n
+    assert row["sustain_t_s"] == sorted(row["sustain_t_s"]) and row["sustain_t_s"][-1] >= 3.0
+    assert row["sustain_t_s"][-2:-1] == [] or row["sustain_t_s"][-2] < 3.0  # stops at once
+    assert row["decode_tok_s_samples"] == pytest.approx(row["sustain_tok_s"])
+    assert row["first_minute_tok_s"] > 0 and row["steady_tok_s"] > 0
+    plain = PlannedRun(model="m", model_sha256="s", framework="llama-cpp", precision="q4_k_m",
+                       device="cpu", prompt_tokens=16, new_tokens=8, threads=2, options={},
+                       suite="t", repetitions=1, warmup=0, cooldown_s=0, timeout_s=1)
+    from dataclasses import replace
+
+    assert replace(plain, sustain_s=3.0).run_key != plain.run_key
+
+
+def test_a_suite_asks_for_it_whole_or_per_cell():
+    from edgebench.suites.expand import cells
+    from edgebench.suites.spec import Suite
+
+    assert Suite(name="t", sustain="10m").sustain == 600.0
+    assert Suite(name="t", sustain=90).sustain == 90.0
+    assert Suite(name="t").sustain is None
+    s = Suite(name="t", precisions=("q4_k_m", "q8_0"),
+              include=({"precision": "q8_0", "sustain": "2m"},))
+    got = sorted(((c["precision"], c.get("sustain")) for c in cells(s)),
+                 key=lambda x: (x[0], x[1] or 0))
+    # the plain cells, plus q8_0 once more as a sustained run of its own
+    assert got == [("q4_k_m", None), ("q8_0", None), ("q8_0", 120.0)]
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(sustain="abc"), "sustain: expected a duration such as 10m"),
+    (dict(sustain=True), "sustain: expected a duration such as 10m"),
+    (dict(include=({"framework": "llama-cpp", "sustain": "-1m"},)),
+     "include[0].sustain: expected a duration"),
+])
+def test_bad_sustain_in_a_suite_is_one_line(values, message):
+    from edgebench.suites.spec import Suite
+
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
+        Suite(name="t", **values)
+    assert "\n" not in str(e.value)

@@ -218,6 +218,12 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
         why = str(ids) if isinstance(ids, EdgebenchError) else f"{type(ids).__name__}: {ids}"
         return record_for(run, ctx, "error", f"cannot tokenize the prompt of {run.model}: "
                                              f"{' '.join(why.split())}")
+    if run.sustain_s:  # continuous generation for the duration: the timeout grows with it
+        from edgebench.harness.sustain_run import measure_sustained
+
+        return run_isolated(replace(run, prompt_ids=tuple(ids),
+                                    timeout_s=run.timeout_s + run.sustain_s), ctx,
+                            measure_sustained)
     return run_isolated(replace(run, prompt_ids=tuple(ids)), ctx)
 
 

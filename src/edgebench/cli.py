@@ -122,9 +122,13 @@ def cli() -> None:
 @click.option("--launches", type=click.IntRange(min=1), default=1, show_default=True,
               help="Measure each cell in N fresh processes, cells interleaved; one row per "
                    "cell whose samples keep their launch index (between-process variance).")
+@click.option("--sustain", "sustain", metavar="DURATION",
+              help="Generate continuously on each cell for DURATION (10m, 90s, 1h30m): "
+                   "throughput, CPU frequency and temperature over time, the first minute's "
+                   "speed, the steady state and the throttle onset.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @format_option
-def run(suite, store, resume, launches, quiet, fmt, cache_dir, **kw):
+def run(suite, store, resume, launches, quiet, fmt, cache_dir, sustain, **kw):
     """Run a suite (default: the built-in 'smoke' suite on Gemma 3 270M).
 
     SUITE is a built-in suite name or a YAML file. The flags replace the suite's axes, so a
@@ -135,6 +139,8 @@ def run(suite, store, resume, launches, quiet, fmt, cache_dir, **kw):
     from edgebench.progress import SweepProgress
 
     spec = _suite(suite, kw)
+    if sustain is not None:
+        spec = spec.override(sustain=sustain)
     cache, st = cache_dir_path(cache_dir), open_store(store)
     runs = api.plan(spec, cache)
     err = Console(stderr=True)

@@ -60,7 +60,7 @@ def record_for(run: PlannedRun, ctx: RunContext, status: str, message: str | Non
         if run.precision in NOMINAL_BITS else None,
         prompt_ids_sha256=ids_sha256(run.prompt_ids) if run.prompt_ids else None,
         repetitions=run.repetitions, warmup=run.warmup, cooldown_s=run.cooldown_s,
-        timeout_s=run.timeout_s,
+        timeout_s=run.timeout_s, sustain_s=run.sustain_s,
         cpu_model=fp.cpu_model, cpu_flags=fp.cpu_flags,
         cpu_cores_physical=fp.cpu_cores_physical, cpu_cores_logical=fp.cpu_cores_logical,
         ram_total_mb=fp.ram_total_mb, os=fp.os, python_version=fp.python_version,

@@ -37,7 +37,7 @@ IDENTITY_FIELDS = (
 #: axis at its default is left out of the hash, so adding one (e.g. a context depth or a KV
 #: cache type) keeps every existing run_key: ``gate`` and ``--resume`` still match old rows.
 #: ``tests/test_run_key_stability.py`` checks this against a committed v2 row.
-LATER_IDENTITY_DEFAULTS: dict[str, Any] = {}
+LATER_IDENTITY_DEFAULTS: dict[str, Any] = {"sustain_s": None}
 
 
 def run_key(identity: dict[str, Any]) -> str:

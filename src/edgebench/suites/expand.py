@@ -41,6 +41,8 @@ class PlannedRun:
     model_ref: str = ""  # the model as the suite named it (registered name or path)
     prompt_ids: tuple[int, ...] = field(default=(), compare=False)
     note: str | None = field(default=None, compare=False)  # e.g. why --resume measures again
+    #: seconds of continuous generation (a sustained run), None for the usual repetitions
+    sustain_s: float | None = None
 
     @property
     def options_json(self) -> str:
@@ -53,6 +55,7 @@ class PlannedRun:
             "precision": self.precision, "device": self.device,
             "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
             "threads": self.threads, "options": self.options_json,
+            "sustain_s": self.sustain_s,
         }
 
     @property
@@ -152,6 +155,7 @@ def expand(suite: Suite, resolve: Callable[[str], ResolvedModel]) -> list[Planne
             options=dict(suite.options.get(spec.name, {})), suite=suite.name,
             repetitions=suite.repetitions, warmup=suite.warmup, cooldown_s=suite.cooldown_s,
             timeout_s=suite.timeout_s, artifact=artifact, skip_reason=reason, prepare=prepare,
+            sustain_s=c.get("sustain", suite.sustain),
         ))
     return runs
 

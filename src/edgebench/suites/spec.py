@@ -51,6 +51,7 @@ FLAGS = {
     "models": "--model", "frameworks": "--framework", "precisions": "--precision",
     "devices": "--device", "prompt_tokens": "--prompt-tokens", "new_tokens": "--new-tokens",
     "threads": "--threads", "repetitions": "--repetitions", "warmup": "--warmup",
+    "sustain": "--sustain",
 }
 
 
@@ -82,6 +83,9 @@ class Suite:
     #: runs; ``quality_chunks`` bounds its cost (see ``edgebench quality``).
     quality: bool = False
     quality_chunks: int = 4
+    #: seconds of continuous generation per cell (``edgebench run --sustain 10m``; an include
+    #: entry's ``sustain`` asks it for that cell only); None: the usual repetitions
+    sustain: float | None = None
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:

@@ -163,6 +163,20 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def _check_sustain(value: Any) -> float | None:
+    """A sustained-run duration: ``10m``, ``90s``, ``1h30m`` or seconds; null: none."""
+    from edgebench.harness.sustain import parse_duration
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        _fail(f"expected a duration such as 10m, 90s or 1h30m, got {show(value)}")
+    try:
+        return parse_duration(str(value))
+    except ConfigError as e:
+        _fail(str(e).removeprefix("--sustain: "))
+
+
 _check_model = _text("a model name or path", empty=False)
 _check_framework = _known("framework", FRAMEWORKS)
 _check_precision = _known("precision", PRECISIONS)
@@ -265,7 +279,7 @@ def _check_options(value: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-_ENTRY_KEYS = tuple(AXIS_KEYS.values())
+_ENTRY_KEYS = (*AXIS_KEYS.values(), "sustain")
 _UNSET: Any = object()
 
 
@@ -281,6 +295,7 @@ class _Entry(BaseModel):
     prompt_tokens: Annotated[Any, PlainValidator(_check_tokens)] = _UNSET
     new_tokens: Annotated[Any, PlainValidator(_check_tokens)] = _UNSET
     threads: Annotated[Any, PlainValidator(_check_threads)] = _UNSET
+    sustain: Annotated[Any, PlainValidator(_check_sustain)] = _UNSET
 
 
 def _entry_before(value: Any) -> Any:
@@ -337,6 +352,7 @@ class _SuiteModel(BaseModel):
     exclude: Annotated[tuple[_EntryT, ...], BeforeValidator(_entries)] = Field(default=())
     quality: Annotated[Any, PlainValidator(_flag)]
     quality_chunks: Annotated[Any, PlainValidator(_integer(1, MAX_QUALITY_CHUNKS))]
+    sustain: Annotated[Any, PlainValidator(_check_sustain)]
 
     @model_validator(mode="after")
     def _bounded(self) -> _SuiteModel:
