@@ -142,3 +142,48 @@ def test_bad_sustain_in_a_suite_is_one_line(values, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
         Suite(name="t", **values)
     assert "\n" not in str(e.value)
+
+
+def _sustained_row(**kw):
+    from conftest import make_record
+
+    return make_record(**{
+        "run_key": "sus", "kind": "speed", "decode_tok_s": 20.0, "sustain_s": 120.0,
+        "sustain_t_s": [30.0, 60.0, 90.0, 120.0], "sustain_tok_s": [20.0, 20.0, 15.0, 15.0],
+        "sustain_temp_c": [60.0, float("nan"), 70.0, 75.0], "first_minute_tok_s": 20.0,
+        "steady_tok_s": 15.0, "throttle_onset_s": 90.0, "cpu_model": "Test CPU",
+        "cpu_cores_logical": 2, "ram_total_mb": 8192.0, "os": "Linux 6 (x86_64)", **kw})
+
+
+def test_report_shows_sustained_runs_apart_from_the_cells_figures():
+    import dataclasses
+
+    import pandas as pd
+
+    from edgebench.reports import sustained, tables
+
+    plain = _sustained_row(run_key="plain", sustain_s=None, sustain_t_s=None,
+                           sustain_tok_s=None, sustain_temp_c=None, first_minute_tok_s=None,
+                           steady_tok_s=None, throttle_onset_s=None, decode_tok_s=30.0)
+    df = tables.prepare(pd.DataFrame([dataclasses.asdict(r) for r in
+                                      (plain, _sustained_row())]), False)
+    t = sustained.table(df)
+    assert len(t) == 1
+    r = t.iloc[0]
+    assert (r["windows"], r["first_minute_tok_s"], r["steady_tok_s"], r["throttle_onset_s"],
+            r["temp_c_max"]) == (4, 20.0, 15.0, 90.0, 75.0)
+    assert r["steady_vs_first_pct"] == pytest.approx(-25.0)
+    assert sustained.figure(sustained.rows(df)) is not None
+    pp = tables.per_precision(df)
+    assert pp["decode_tok_s"].tolist() == [30.0]  # the sustained row is not the cell's speed
+
+
+def test_recommend_never_ranks_a_sustained_row():
+    import dataclasses
+
+    from edgebench.decision import targets
+    from edgebench.decision.candidates import candidates_from_rows
+
+    rows = [dataclasses.asdict(_sustained_row())]
+    found = candidates_from_rows(rows, targets.get("cpu"))
+    assert found.candidates == ()

@@ -61,7 +61,10 @@ def candidates_from_rows(rows: list[Mapping[str, Any]], target: Target, *,
     notes: list[str] = []
     here = compare.hardware_key(machine) if machine else None
     mid = machine.get("machine_id") if machine else None
-    speed = [r for r in rows if r.get("kind") in (None, "speed") and target.matches(r, mid, here)]
+    # a sustained run (``sustain_s``) measures what continuous generation does: never a
+    # candidate's speed, which is its cell's usual repetitions
+    speed = [r for r in rows if r.get("kind") in (None, "speed") and target.matches(r, mid, here)
+             and r.get("sustain_s") is None]
     ok = [{**speed[i], "later_failure": w} for i, w in compare.latest_ok(speed)]
     steps.append(f"{len(rows)} row(s) in the store; {len(speed)} speed row(s) on "
                  f"{target.name}; {len(ok)} cell(s) with an ok row (the latest ok row counts)")

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from edgebench.reports import select, series, tables, trends
+from edgebench.reports import select, series, sustained, tables, trends
 from edgebench.reports.claims import Claim, load_claims
 from edgebench.reports.environment import Environment, environment
 from edgebench.reports.recommend import DeviceRecommendation, Recommender, recommendations
@@ -52,6 +52,9 @@ class Report:
     across_machines: bool = False
     #: Per trend metric, each run's series over sessions with its steps (``reports.trends``).
     trends: dict = field(default_factory=dict)
+    #: Sustained runs' summaries (``reports.sustained.table``) and their rows (drawn).
+    sustained: pd.DataFrame = field(default_factory=pd.DataFrame)
+    sustained_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: (id, number, heading) of each section, in the order shown (:data:`SECTIONS`).
     sections: list[tuple[str, int, str]] = field(
         default_factory=lambda: [(k, i, h) for i, (k, h) in enumerate(SECTIONS, 1)])
@@ -84,6 +87,7 @@ def build_report(rows: pd.DataFrame, *, title: str = "edgebench report", filters
         claims=claims, environment=environment(df), chapter=tables.chapter_table(df, claims, pp),
         per_precision=pp, matrices=mats, latency=series.latency_stats(df),
         history=series.history(df), trends=trends.trends(df),
+        sustained=sustained.table(df), sustained_rows=sustained.rows(df),
         recommendations=recommendations(df, recommender, across_machines=across_machines),
         non_measured=methods, notes=notes, warnings=_warnings(pp),
         across_machines=across_machines,

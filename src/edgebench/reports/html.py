@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from edgebench.reports import figures, trends
+from edgebench.reports import figures, sustained, trends
 from edgebench.reports.build import Report
 from edgebench.results import provenance
 
@@ -130,6 +130,7 @@ def _figures(report: Report) -> dict[str, Any]:
                     if (report.latency["device_label"] == d).any()],
         "history": figures.history(report.history) if not report.history.empty else None,
         "trends": [trends.figure(found, m) for m, found in report.trends.items()],
+        "sustained": sustained.figure(report.sustained_rows),
     }
 
 
@@ -152,6 +153,7 @@ def _context(report: Report, draw: bool) -> dict[str, Any]:
         "no_energy": report.per_precision["j_per_token"].isna().all(),
         "memory_label": _FIGURE,
         "trend_steps": trends.step_lines(report.trends),
+        "sustained": table(report.sustained) if not report.sustained.empty else "",
     }
     if draw:
         n = iter(range(10_000))

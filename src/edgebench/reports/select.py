@@ -115,7 +115,9 @@ def ok_speed(df: pd.DataFrame) -> pd.DataFrame:
     a later failed run) joined in one text. Rows whose timings are simulated are left out
     (what they tell that is real is in :func:`simulated`)."""
     speed = df[df["kind"] == "speed"]
-    speed = latest_ok(speed[~timings_simulated(speed)])
+    sustained = speed["sustain_s"].notna() if "sustain_s" in speed else False
+    # sustained runs have their own section (reports.sustained), never a cell's usual figure
+    speed = latest_ok(speed[~timings_simulated(speed) & ~sustained])
     warn = ["; ".join(compare.row_warnings(r) + ([r["later_failure"]] if r["later_failure"]
                                                   else []))
             for r in speed.to_dict("records")]
