@@ -220,3 +220,20 @@ def test_resume_measures_again_after_the_artifact_changed(sweep, monkeypatch):
     assert not out.resumed and len(calls) == 4
     assert all("re-measured: artifact changed (000000000000 ->" in r.message
                for r in out.rows if r.status == "ok")
+
+
+def test_cooldown_rests_between_measured_cells_too(sweep, monkeypatch):
+    """The suite's cooldown_s is slept before each measured cell after the first (and, in the
+    child, between repetitions); never before the first cell nor before a skipped one."""
+    import dataclasses
+
+    suite, store, cache, calls = sweep
+    slept = []
+    monkeypatch.setattr(api.time, "sleep", slept.append)
+    out = api.run_suite(dataclasses.replace(suite, cooldown_s=0.25), store, cache)
+    assert sorted(out.counts.items()) == [("ok", 2), ("skipped", 2)]
+    assert slept == [0.25]  # 2 measured cells: one rest, between them
+    assert {r.cooldown_s for r in out.rows} == {0.25}  # recorded in every row
+    slept.clear()
+    api.run_suite(suite, store, cache)  # cooldown_s 0: no rest at all
+    assert slept == []

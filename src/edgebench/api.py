@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from edgebench.errors import (
 )
 from edgebench.harness import launches as launches_mod
 from edgebench.harness import prepare as prepare_mod
-from edgebench.harness import tuning
+from edgebench.harness import roofline, tuning
 from edgebench.harness.device import fingerprint
 from edgebench.harness.isolate import run_isolated
 from edgebench.harness.measure import RunContext, record_for
@@ -95,7 +96,8 @@ Progress = Callable[[str, PlannedRun, RunRecord | None], None]
 
 def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
               progress: Progress | None = None,
-              runs: list[PlannedRun] | None = None, launches: int = 1) -> RunOutcome:
+              runs: list[PlannedRun] | None = None, launches: int = 1,
+              bandwidth_gbs: float | None = None) -> RunOutcome:
     """Run every planned run of ``suite``, each in its own process, appending rows to ``store``.
 
     With ``launches`` > 1 each cell is measured in that many fresh processes, the cells
@@ -107,9 +109,16 @@ def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
     loses nothing that finished. A KeyboardInterrupt (Ctrl-C, or ``errors.Interrupted`` for
     SIGTERM/SIGHUP) stops the sweep and returns with ``interrupted`` and ``interrupted_by``
     set.
+
+    Measured ok speed rows get ``roofline_pct`` (docs/roofline.md) against ``bandwidth_gbs``
+    where given, else (CPU rows) this machine's bandwidth: cached per machine in ``cache``,
+    measured in this process before the first row that needs it, never inside a run.
     """
     if launches < 1:
         raise ConfigError(f"--launches must be at least 1, got {launches}")
+    if bandwidth_gbs is not None and not 0 < bandwidth_gbs < float("inf"):
+        raise ConfigError(f"--bandwidth-gbs must be a number above 0, got {bandwidth_gbs}")
+    bandwidth = roofline.SweepBandwidth(bandwidth_gbs, cache)
     tuning.check()  # a bad EDGEBENCH_RSS_INTERVAL_S & co. is refused before measuring
     store.ensure_writable()  # a store that cannot be written is refused before measuring
     store.check()  # and its unreadable files are reported (skipped) before any time is spent
@@ -132,12 +141,16 @@ def run_suite(suite: Suite, store: Store, cache: Path, *, resume: bool = False,
                 run = replace(run, note=why)
             todo.append((len(cells), run))
             cells.append([])
+        measured_once = False
         for launch in range(launches):
             for i, run in todo:
                 if launch and (run.skip_reason is not None or not _measured(cells[i][0])):
                     continue  # skipped, unavailable, or not even prepared: once is enough
+                if run.cooldown_s and run.skip_reason is None and measured_once:
+                    time.sleep(run.cooldown_s)  # the suite's cool-down between cells, too
+                measured_once = measured_once or run.skip_reason is None
                 notify("start", run, None)
-                row = _one(run, ctx, cache, prompts)
+                row = bandwidth.fill(roofline.with_bytes(_one(run, ctx, cache, prompts)))
                 cells[i].append(row)
                 out.rows = [_cell_row(c, r) for c, (_, r) in zip(cells, todo) if c]
                 out.path = store.write_session(ctx.session_id, out.rows)
@@ -158,6 +171,7 @@ def _measured(row: RunRecord) -> bool:
 
 def _cell_row(rows: list[RunRecord], run: PlannedRun) -> RunRecord:
     row = rows[0] if rows[0].status == "skipped" else launches_mod.merge(rows)
+    row = roofline.with_pct(row)  # from the merged decode speed
     if run.note:
         row = replace(row, message="; ".join(m for m in (run.note, row.message) if m))
     return row
@@ -286,8 +300,8 @@ def _prepared(run: PlannedRun, cache: Path) -> PlannedRun:
 #: Columns `edgebench results` shows by default, in order.
 RESULT_COLUMNS = (
     "model", "framework", "precision", "device", "threads", "prompt_tokens", "new_tokens",
-    "status", "ttft_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_cv", "load_s",
-    "peak_mem_mb", "flags", "measurement", "framework_version", "started_at", "message",
+    "status", "ttft_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_cv", "roofline_pct",
+    "load_s", "peak_mem_mb", "flags", "measurement", "framework_version", "started_at", "message",
 )
 FILTERS = ("model", "framework", "precision", "device", "status", "session_id", "suite")
 

@@ -98,6 +98,14 @@ def _int(text: str, flag: str) -> int | str:
         return text
 
 
+def _bandwidth(value: float | None) -> float | None:
+    """``--bandwidth-gbs``: a finite number above 0 (click's FloatRange lets nan through)."""
+    if value is not None and not 0 < value < float("inf"):
+        raise click.BadParameter(f"must be a number above 0, got {value}",
+                                 param_hint="'--bandwidth-gbs'")
+    return value
+
+
 def _emit(text: str | None) -> None:
     if text is not None:
         click.echo(text)
@@ -127,8 +135,11 @@ def cli() -> None:
                    "throughput, CPU frequency and temperature over time, the first minute's "
                    "speed, the steady state and the throttle onset.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--bandwidth-gbs", type=float, callback=lambda ctx, param, v: _bandwidth(v),
+              help="Memory bandwidth in GB/s for roofline_pct (default: measured once per "
+                   "machine and cached; docs/roofline.md).")
 @format_option
-def run(suite, store, resume, launches, quiet, fmt, cache_dir, sustain, **kw):
+def run(suite, store, resume, launches, quiet, fmt, cache_dir, sustain, bandwidth_gbs, **kw):
     """Run a suite (default: the built-in 'smoke' suite on Gemma 3 270M).
 
     SUITE is a built-in suite name or a YAML file. The flags replace the suite's axes, so a
@@ -147,7 +158,7 @@ def run(suite, store, resume, launches, quiet, fmt, cache_dir, sustain, **kw):
     with SweepProgress(len(runs) * launches, err,
                        enabled=not quiet and err.is_terminal) as prog:
         out = api.run_suite(spec, st, cache, resume=resume, progress=prog.update, runs=runs,
-                            launches=launches)
+                            launches=launches, bandwidth_gbs=bandwidth_gbs)
     if spec.quality and not out.interrupted:  # the suite's `quality: true` switch
         from edgebench.quality_sweep import quality_runs, run_quality
 
@@ -775,3 +786,7 @@ cli.add_command(gate)
 from edgebench.commands.imports import import_cmd  # noqa: E402  (it imports cli lazily)
 
 cli.add_command(import_cmd)
+
+from edgebench.commands.doctor import doctor  # noqa: E402  (it imports cli lazily)
+
+cli.add_command(doctor)

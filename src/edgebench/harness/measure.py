@@ -16,8 +16,9 @@ import psutil
 
 from edgebench import __version__
 from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
-from edgebench.harness import busy, memory, metrics
+from edgebench.harness import busy, memory, metrics, telemetry
 from edgebench.harness.device import Fingerprint
+from edgebench.harness.energy.recorder import EnergyRecorder
 from edgebench.harness.prepare.manifest import NOMINAL_BITS, precision_class
 from edgebench.harness.prompt import ids_sha256
 from edgebench.harness.registry import load_runner
@@ -211,14 +212,15 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
     """Measure ``run`` in this process and return its row (never raises for runtime failures).
 
     A missing runtime or device gives an ``unavailable`` row with the install hint; any other
-    failure an ``error`` row with the message. Energy is not measured here yet:
-    ``energy_method = "none"`` and the energy columns stay null. Memory and noise are measured
-    from the start of this call (see :func:`with_validity`), so in a fresh process the
+    failure an ``error`` row with the message. Energy comes from the best meter for the
+    run's device, net of idle power measured with the model loaded (docs/energy.md); with no
+    meter ``energy_method = "none"`` and the energy columns stay null. Memory and noise are
+    measured from the start of this call (see :func:`with_validity`), so in a fresh process the
     baseline is the harness without the runtime.
     """
     started = now()
     base = record_for(run, ctx, "ok", started_at=started)
-    runner = None
+    runner = energy = None
     try:
         peak = memory.PeakMemory()  # the baseline: before the runtime is imported
         noise = busy.NoiseProbe().start()
@@ -227,34 +229,48 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
         base = replace(base, framework_version=info.version)
         if isinstance(runner, RemoteProfile):  # a service profiles it: no local clock
             return remote_row(base, runner, run)
+        base = replace(base, **telemetry.machine_columns())  # this machine's, not a remote's
         if not run.prompt_ids or len(run.prompt_ids) != run.prompt_tokens:
             raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
                               f"expected {run.prompt_tokens}")
         prompt = list(run.prompt_ids)
+        energy = EnergyRecorder.for_device(run.device)
         baseline_mb = memory.tree_rss(psutil.Process()) / memory.MB
         with memory.RssSampler() as mem:
             load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
                                context_tokens=run.prompt_tokens + run.new_tokens)
+            energy.idle()  # idle power with the model loaded; no meter: no delay
+            warm = None
             for _ in range(run.warmup):
-                runner.generate(prompt, run.new_tokens)
+                warm = runner.generate(prompt, run.new_tokens)
             timelines = []
+            before = telemetry.snapshot("before")  # frequency, temperature: off the clock
+            energy.begin(warm)
             with mem.off_the_clock():  # no sampler wake-ups inside a timed repetition
                 for i in range(run.repetitions):
                     if i and run.cooldown_s:
                         time.sleep(run.cooldown_s)
+                    energy.before()
                     tl = runner.generate(prompt, run.new_tokens)
+                    energy.after()
                     mem.sample()
                     if len(tl.token_ns) != run.new_tokens:
                         raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
                                              f"asked for {run.new_tokens}")
                     timelines.append(tl)
+            energy.end()
+            after = telemetry.snapshot("after")
         noise.stop()
-        rec = replace(base, device_name=load.device, threads_applied=load.threads_applied,
+        rec = replace(base, **before, **after,
+                      cores_used=telemetry.cores_used(run.threads, load.threads_applied),
+                      device_name=load.device, threads_applied=load.threads_applied,
                       runtime_settings=settings_json(load.options))
         rec = replace(_with_metrics(rec, timelines, load.load_s, mem, baseline_mb),
                       measurement=load.measurement)
+        rec = replace(rec, **energy.columns(timelines, run.prompt_tokens + run.new_tokens))
         return replace(with_validity(rec, peak, mem, noise, runner), finished_at=now())
     except Exception as e:  # noqa: BLE001 - every failure becomes the row's outcome
         return failed_row(base, e)
     finally:
+        close_quietly(energy)
         close_quietly(runner)

@@ -5,8 +5,9 @@ Each window is one ``generate(prompt, new_tokens)`` from an empty context: the c
 the same in every window, so a slower window is the machine (frequency, temperature, other
 load), never a longer KV cache. Per window the row keeps its end time (seconds since the first
 window started), its decode tok/s, and the CPU frequency and temperature read right after it
-where readable (``psutil``; null where not). The headline metrics are those of every window
-(``<metric>_samples`` one value per window) and the summary is ``harness.sustain.summarize``'s.
+where readable (``harness.telemetry``; null where not). The headline metrics are those of
+every window (``<metric>_samples`` one value per window) and the summary is
+``harness.sustain.summarize``'s.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import replace
 import psutil
 
 from edgebench.errors import ConfigError, EdgebenchError
-from edgebench.harness import busy, memory
+from edgebench.harness import busy, memory, telemetry
 from edgebench.harness import metrics as metrics_mod
 from edgebench.harness.measure import (
     RunContext,
@@ -39,31 +40,6 @@ METHOD = ("windows of generate(prompt, new_tokens) restarted from the same promp
           "duration passed; frequency and temperature read after each window")
 
 
-def cpu_freq_mhz() -> float | None:
-    """The current CPU frequency (MHz, the mean over cores as psutil gives it), None where
-    unreadable."""
-    try:
-        f = psutil.cpu_freq()
-    except (OSError, RuntimeError, NotImplementedError):
-        return None
-    return float(f.current) if f and f.current else None
-
-
-def cpu_temp_c() -> float | None:
-    """The hottest CPU sensor (coretemp, k10temp, cpu_thermal ...), None where unreadable."""
-    read = getattr(psutil, "sensors_temperatures", None)
-    if read is None:
-        return None
-    try:
-        temps = read()
-    except (OSError, RuntimeError):
-        return None
-    cpu = [t.current for name, entries in (temps or {}).items()
-           if any(k in name.lower() for k in ("coretemp", "k10temp", "cpu", "soc", "package"))
-           for t in entries if t.current is not None]
-    return float(max(cpu)) if cpu else None
-
-
 def measure_sustained(run: PlannedRun, ctx: RunContext) -> RunRecord:
     """Generate on ``run`` for ``run.sustain_s`` seconds and return its row (never raises for
     runtime failures: they become the row's outcome, as in ``measure``)."""
@@ -76,7 +52,8 @@ def measure_sustained(run: PlannedRun, ctx: RunContext) -> RunRecord:
         peak = memory.PeakMemory()
         noise = busy.NoiseProbe().start()
         runner = load_runner(run.framework)
-        base = replace(base, framework_version=runner.probe().version)
+        base = replace(base, framework_version=runner.probe().version,
+                       **telemetry.machine_columns())
         if not run.prompt_ids or len(run.prompt_ids) != run.prompt_tokens:
             raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
                               f"expected {run.prompt_tokens}")
@@ -99,8 +76,8 @@ def measure_sustained(run: PlannedRun, ctx: RunContext) -> RunRecord:
                 timelines.append(tl)
                 t_end.append((tl.token_ns[-1] - t0) / 1e9)
                 tok_s.append(m["decode_tok_s"])
-                freq.append(cpu_freq_mhz())
-                temp.append(cpu_temp_c())
+                freq.append(telemetry.cpu_freq_mhz())
+                temp.append(telemetry.cpu_temp_c())
                 mem.sample()
                 if t_end[-1] >= run.sustain_s:
                     break

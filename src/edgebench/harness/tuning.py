@@ -1,7 +1,8 @@
 """Tuning environment variables of the measurement, parsed and bounded in one place.
 
-``EDGEBENCH_RSS_INTERVAL_S`` (the memory sampler's period) and ``EDGEBENCH_BUSY_BEFORE_S`` (the
-quiet window watched before a measurement) change how a run is measured: a period of 0 or
+``EDGEBENCH_RSS_INTERVAL_S`` (the memory sampler's period), ``EDGEBENCH_BUSY_BEFORE_S`` (the
+quiet window watched before a measurement) and ``EDGEBENCH_IDLE_WINDOW_S`` (the window of idle
+power before a metered run) change how a run is measured: a period of 0 or
 ``nan`` would make the sampler spin a core beside the runtime and skew every number. A bad
 value is one ``ConfigError`` naming the variable; :func:`check` asks before a sweep, in the
 parent, so nothing is measured with it.
@@ -16,8 +17,12 @@ from edgebench.errors import ConfigError
 
 RSS_INTERVAL_ENV = "EDGEBENCH_RSS_INTERVAL_S"
 BUSY_BEFORE_ENV = "EDGEBENCH_BUSY_BEFORE_S"
+IDLE_WINDOW_ENV = "EDGEBENCH_IDLE_WINDOW_S"
+#: Default seconds of the idle-power window before a metered run (docs/energy.md).
+IDLE_WINDOW_S = 2.0
 #: (low, high) seconds each variable may be.
-BOUNDS = {RSS_INTERVAL_ENV: (0.01, 10.0), BUSY_BEFORE_ENV: (0.0, 60.0)}
+BOUNDS = {RSS_INTERVAL_ENV: (0.01, 10.0), BUSY_BEFORE_ENV: (0.0, 60.0),
+          IDLE_WINDOW_ENV: (0.5, 60.0)}
 
 
 def seconds(name: str, default: float) -> float:
@@ -55,6 +60,12 @@ def busy_before_s() -> float:
     return seconds(BUSY_BEFORE_ENV, BEFORE_S)
 
 
+def idle_window_s() -> float:
+    """The quiet window over which idle power is measured before a metered run
+    (``EDGEBENCH_IDLE_WINDOW_S``, default 2 s; a slow meter lengthens it, docs/energy.md)."""
+    return seconds(IDLE_WINDOW_ENV, IDLE_WINDOW_S)
+
+
 def check() -> None:
     """Refuse a bad tuning variable before a sweep measures anything.
 
@@ -63,3 +74,4 @@ def check() -> None:
     """
     rss_interval_s()
     busy_before_s()
+    idle_window_s()

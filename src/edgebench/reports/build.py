@@ -22,7 +22,9 @@ SECTIONS = (("recommendation", "Recommendation"), ("chapter", "The chapter's tab
             ("environment", "Environment and method"))
 
 #: Per-device matrices: (metric column, heading).
-MATRICES = (("decode_tok_s", "decode tok/s"), ("ttft_ms", "TTFT ms"),
+MATRICES = (("decode_tok_s", "decode tok/s"),
+            ("roofline_pct", "decode as % of the memory-bandwidth limit (docs/roofline.md)"),
+            ("ttft_ms", "TTFT ms"),
             ("memory_mb", "memory MB"), ("ppl", "perplexity"))
 
 

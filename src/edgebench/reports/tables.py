@@ -37,9 +37,9 @@ def nominal_bits(rows: pd.DataFrame) -> pd.Series:
     return rows["bits_per_weight"].astype(float).fillna(nominal).fillna(0.0)
 
 
-_PP_COLUMNS = [*GROUP, "precision", "bits", "decode_tok_s", "ttft_ms", "memory_mb",
-               "memory_figure", "peak_rss_mb", "model_bytes", "precision_class", "j_per_token",
-               "warnings", *_QUALITY_COLS, "kld_at_floor"]
+_PP_COLUMNS = [*GROUP, "precision", "bits", "decode_tok_s", "roofline_pct", "ttft_ms",
+               "memory_mb", "memory_figure", "peak_rss_mb", "model_bytes", "precision_class",
+               "j_per_token", "warnings", *_QUALITY_COLS, "kld_at_floor"]
 
 
 def _join(values) -> str:
@@ -80,6 +80,7 @@ def _speed_cells(df: pd.DataFrame) -> pd.DataFrame:
         memory_mb=speed["peak_mem_mb"].where(kernel, speed["peak_rss_mb"]).astype(float))
     return speed.groupby([*GROUP, "precision"], dropna=False).agg(
         bits=("bits", "max"), decode_tok_s=("decode_tok_s", "median"),
+        roofline_pct=("roofline_pct", "median"),
         ttft_ms=("ttft_ms", "median"), memory_mb=("memory_mb", "median"),
         memory_figure=("memory_figure", "first"), peak_rss_mb=("peak_rss_mb", "median"),
         model_bytes=("model_bytes", "median"), j_per_token=("j_per_token", "median"),
@@ -100,8 +101,8 @@ def _simulated_cells(df: pd.DataFrame) -> pd.DataFrame:
         precision_class=("artifact_precision_class", "first"),
     ).reset_index()
     nan = float("nan")
-    return out.assign(decode_tok_s=nan, ttft_ms=nan, memory_mb=nan, memory_figure=None,
-                      peak_rss_mb=nan, j_per_token=nan, warnings="")
+    return out.assign(decode_tok_s=nan, roofline_pct=nan, ttft_ms=nan, memory_mb=nan,
+                      memory_figure=None, peak_rss_mb=nan, j_per_token=nan, warnings="")
 
 
 def _is_high(rows: pd.DataFrame) -> pd.Series:

@@ -74,6 +74,8 @@ class Suite:
     threads: tuple[int | str, ...] = ("auto",)
     repetitions: int = 5
     warmup: int = 1
+    #: seconds of rest before each timed repetition after the first (in the measuring child)
+    #: and before each measured cell after the first (in the sweep); recorded in every row
     cooldown_s: float = 0.0
     timeout_s: float = 600.0
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
