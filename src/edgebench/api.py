@@ -198,15 +198,40 @@ def remeasure_reason(run: PlannedRun, stored: Mapping[str, Any], cache: Path) ->
     return None
 
 
+#: What a device needs that the runtime's default install lacks.
+DEVICE_HINTS = {
+    ("llama-cpp", "cuda"): "a llama-cpp-python built with CUDA (CMAKE_ARGS=\"-DGGML_CUDA=on\" "
+                           "pip install llama-cpp-python --no-binary llama-cpp-python)",
+    ("llama-cpp", "metal"): "a llama-cpp-python built with Metal (the default on macOS arm64)",
+    ("llama-cpp", "vulkan"): "a llama-cpp-python built with -DGGML_VULKAN=on",
+    ("ort-genai", "cuda"): "pip install onnxruntime-genai-cuda (and a CUDA driver)",
+}
+
+
+def unavailable_before_preparing(run: PlannedRun) -> str | None:
+    """Why ``run`` cannot run here, found by probing its runner in this process before its
+    artifact is prepared: for runners marked ``probe_first`` (a remote service without a
+    token) and for devices other than the CPU (an accelerator this machine lacks). None when
+    it may run (or when that is only known in the measuring child)."""
+    if not (FRAMEWORKS[run.framework].probe_first or run.device != "cpu"):
+        return None
+    try:
+        info = load_runner(run.framework).probe()
+    except (RunnerUnavailable, DeviceUnavailable) as e:
+        return str(e)
+    if run.device in info.devices:
+        return None
+    hint = DEVICE_HINTS.get((run.framework, run.device))
+    return (f"{run.framework} has no device {run.device!r} here (it has: "
+            f"{', '.join(info.devices) or 'none'})" + (f"; it needs {hint}" if hint else ""))
+
+
 def _one(run: PlannedRun, ctx: RunContext, cache: Path,
          prompts: dict[tuple[str, int], list[int] | RunnerUnavailable]) -> RunRecord:
     if run.skip_reason is not None:
         return record_for(run, ctx, "skipped", run.skip_reason)
-    if FRAMEWORKS[run.framework].probe_first:
-        try:
-            load_runner(run.framework).probe()
-        except (RunnerUnavailable, DeviceUnavailable) as e:
-            return record_for(run, ctx, "unavailable", str(e))
+    if (why := unavailable_before_preparing(run)) is not None:
+        return record_for(run, ctx, "unavailable", why)
     if run.prepare is not None:
         try:
             run = _prepared(run, cache)

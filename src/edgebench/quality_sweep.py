@@ -219,6 +219,8 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path, spec_for, done: dict[str
     cell as the reference)."""
     if run.skip_reason is not None:
         return _as_quality(record_for(run, ctx, "skipped", run.skip_reason), run, None)
+    if (why := api.unavailable_before_preparing(run)) is not None:
+        return _as_quality(record_for(run, ctx, "unavailable", why), run, None)
     try:
         spec = spec_for(run)
     except ConfigError:

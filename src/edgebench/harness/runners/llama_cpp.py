@@ -74,6 +74,7 @@ class LlamaCppRunner:
         start = time.perf_counter()
         self._llm = lc.Llama(**self._load_args)
         self._logits_all = logits_only
+        self._cuda = device == "cuda"
         load_s = time.perf_counter() - start
         ctx = self._llm.ctx  # read back from llama.cpp's own context, not the Python params
         applied = (lc.llama_n_threads(ctx), lc.llama_n_threads_batch(ctx)) == (threads, threads)
@@ -120,6 +121,14 @@ class LlamaCppRunner:
         self._llm.reset()
         self._llm.eval(list(token_ids))
         return np.array(self._llm.scores[:len(token_ids)], dtype=np.float32, copy=True)
+
+    def accelerator_peak_mb(self) -> tuple[float, str] | None:
+        """GPU memory this process holds on a ``cuda`` run (NVML; ``harness.gpu_memory``)."""
+        if not getattr(self, "_cuda", False):
+            return None
+        from edgebench.harness.gpu_memory import process_gpu_mb
+
+        return process_gpu_mb()
 
     def close(self) -> None:
         if self._llm is not None:

@@ -69,7 +69,8 @@ class OrtGenAIRunner:
         start = time.perf_counter()
         config = og.Config(str(artifact))
         config.clear_providers()
-        if device == "cuda":
+        self._cuda = device == "cuda"
+        if self._cuda:
             config.append_provider("cuda")
         config.overlay(json.dumps({"model": {"decoder": {"session_options": session}}}))
         self._model = og.Model(config)
@@ -118,6 +119,14 @@ class OrtGenAIRunner:
             raise RunFailed(f"onnxruntime-genai returned logits for {out.shape[0]} of "
                             f"{len(token_ids)} positions; this model gives no full logits")
         return out
+
+    def accelerator_peak_mb(self) -> tuple[float, str] | None:
+        """GPU memory this process holds on a ``cuda`` run (NVML; ``harness.gpu_memory``)."""
+        if not getattr(self, "_cuda", False):
+            return None
+        from edgebench.harness.gpu_memory import process_gpu_mb
+
+        return process_gpu_mb()
 
     def close(self) -> None:
         self._model = None
