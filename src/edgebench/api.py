@@ -213,7 +213,8 @@ def unavailable_before_preparing(run: PlannedRun) -> str | None:
     artifact is prepared: for runners marked ``probe_first`` (a remote service without a
     token) and for devices other than the CPU (an accelerator this machine lacks). None when
     it may run (or when that is only known in the measuring child)."""
-    if not (FRAMEWORKS[run.framework].probe_first or run.device != "cpu"):
+    spec = FRAMEWORKS.get(run.framework)  # a runner registered at run time has no spec
+    if not ((spec is not None and spec.probe_first) or run.device != "cpu"):
         return None
     try:
         info = load_runner(run.framework).probe()
