@@ -182,3 +182,30 @@ def test_the_html_report_shows_qnn_and_no_simulated_speed(tmp_path):
     assert "| QNN | qnn |" in md and "75 % artifact vs fp32" in md
     for text in SIM_TEXTS:
         assert text not in md, text
+
+
+def test_imported_figures_without_a_high_precision_figure_are_not_checked():
+    """Qualcomm's published w4 and w4a16 figures (imported): their decode tok/s is shown with
+    its provenance, but a speed-up between two 4-bit figures is no verdict on the chapter's
+    claim (estimated rows with their own fp16 figure are checked: test_report.py)."""
+    def imported(precision, decode):
+        return make_record(
+            framework="qai-hub", precision=precision, device="Samsung Galaxy S25",
+            run_key=f"imp-{precision}", measurement="imported:qai-hub-models",
+            model="Llama-v3.2-1B-Instruct", model_sha256="name:x", cpu_model="Snapdragon 8 Elite",
+            machine_id="elsewhere:1", energy_method="none", decode_tok_s=decode, ttft_ms=60.0,
+            prompt_tokens=128, new_tokens=None)
+
+    df = frame([imported("w4a16", 67.2), imported("w4", 34.5)])
+    chapter = qnn_chapter(df)
+    assert len(chapter) == 2
+    assert set(chapter["speedup_check"]) == {"n/a"} and set(chapter["memory_check"]) == {"n/a"}
+    w4 = chapter[chapter["quantization"] == "w4"].iloc[0]
+    assert w4["baseline"] == "w4a16"  # the highest ok, not a high-precision figure
+    assert ("imported:qai-hub-models figures without their own high-precision figure: not "
+            "checked against the claim") in w4["note"]
+    from edgebench.reports.html import chapter_rows
+
+    cells = {c["precision"]: c for c in chapter_rows(chapter)}
+    assert cells["w4a16"]["decode"].startswith("67.2 tok/s")  # shown, with its label
+    assert cells["w4a16"]["measurement"] == "imported:qai-hub-models"

@@ -263,3 +263,18 @@ def test_other_runtimes_under_the_same_protocol_are_shown_for_weighing():
     text = "\n".join(present.evidence_lines(ev))
     assert ev.others[0] in text
     assert snapdragon.evidence(rows[:1]).others == ()
+
+
+def test_imported_rows_of_other_models_never_stop_the_ranking():
+    """Two measured Snapdragon rows of one model plus Qualcomm's figures for its own models:
+    the ranking is of the measured model (the others are said to be left out), not an error."""
+    from edgebench.decision.candidates import candidates_from_rows
+
+    measured = [speed("llama-cpp", p, "measured", "cpu", **X_ELITE, decode=d,
+                      run_key=f"m-{p}") for p, d in (("q4_0", 30.0), ("q8_0", 20.0))]
+    imported = [speed("qai-hub", "w4a16", "imported:qai-hub-models", "Samsung Galaxy S25",
+                      model=LLAMA, cpu_model="Snapdragon 8 Elite")]
+    found = candidates_from_rows(measured + imported, targets.get("snapdragon"))
+    assert sorted(c.precision for c in found.candidates) == ["q4_0", "q8_0"]
+    assert any(f"of other models not measured by edgebench (imported:qai-hub-models): {LLAMA}"
+               in n for n in found.notes)

@@ -76,7 +76,17 @@ def candidates_from_rows(rows: list[Mapping[str, Any]], target: Target, *,
                               f"{', '.join(sorted(known)) or 'none'}")
         ok = [r for r in ok if model in (r.get("model"), r.get("model_sha256"))]
         steps.append(f"--model {model}: {len(ok)} row(s)")
-    models = sorted({str(r.get("model")) for r in ok})
+    # the models edgebench measured decide (imported or estimated rows of other models, e.g.
+    # Qualcomm's published figures, never make a store "of several models")
+    models = sorted({str(r.get("model")) for r in ok if compare.is_measured(r)}
+                    or {str(r.get("model")) for r in ok})
+    if len(models) == 1 and any(str(r.get("model")) != models[0] for r in ok):
+        others = [r for r in ok if str(r.get("model")) != models[0]]
+        kinds = ", ".join(sorted({compare.measurement_kind(r) for r in others}))
+        notes.append(f"left out {len(others)} row(s) of other models not measured by "
+                     f"edgebench ({kinds}): "
+                     f"{', '.join(sorted({str(r.get('model')) for r in others}))}")
+        ok = [r for r in ok if str(r.get("model")) == models[0]]
     if len(models) > 1:
         raise ConfigError(f"rows of {len(models)} models on {target.name}: "
                           f"{', '.join(models)}; choose one with --model")

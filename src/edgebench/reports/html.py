@@ -77,7 +77,7 @@ def chapter_rows(chapter: pd.DataFrame) -> list[dict[str, str]]:
             "model_mb": fmt(r["model_mb"], 0, " MB"),
             "memory_claim": r["memory_claim"], "memory_check": r["memory_check"],
             "decode": (fmt(r["decode_tok_s"], 1, " tok/s") + (" ⚠" if warnings else "")
-                       if measured else "not measured"),
+                       if _number(r["decode_tok_s"]) else "not measured"),
             "speedup": fmt(r["speedup"], 2, "×") if base else "—",
             "speedup_claim": r["speedup_claim"], "speedup_check": r["speedup_check"],
             "quality": _quality(r), "use_case": r["use_case"],
@@ -87,6 +87,10 @@ def chapter_rows(chapter: pd.DataFrame) -> list[dict[str, str]]:
             cell.update(_artifact_cells(r, base))
         out.append(cell)
     return out
+
+
+def _number(v) -> bool:
+    return v is not None and v == v
 
 
 def _artifact_cells(r: dict, base: str | None) -> dict[str, str]:
