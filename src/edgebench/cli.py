@@ -546,7 +546,7 @@ def frameworks(fmt):
     """List runtimes, whether each is installed here, its version and devices."""
     import pandas as pd
 
-    from edgebench.harness.registry import FRAMEWORKS, load_runner
+    from edgebench.harness.registry import FRAMEWORKS, installed_version, load_runner
 
     rows = []
     for spec in FRAMEWORKS.values():
@@ -558,6 +558,9 @@ def frameworks(fmt):
                        note=info.details.get("note", ""))
         except EdgebenchError as e:
             row["note"] = str(e)
+            # installed is the package, whatever else is missing (a token, a device)
+            row["version"] = installed_version(spec.name) or ""
+            row["installed"] = bool(row["version"])
         rows.append(row)
     _emit(render(pd.DataFrame(rows), fmt))
 

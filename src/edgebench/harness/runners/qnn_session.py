@@ -38,7 +38,8 @@ def qnn_devices(ort, oq) -> list:
     name = oq.get_ep_name()
     if not _registered and not any(d.ep_name == name for d in ort.get_ep_devices()):
         try:
-            ort.register_execution_provider_library(name, oq.get_library_path())
+            with stderr_lines([]):
+                ort.register_execution_provider_library(name, oq.get_library_path())
         except Exception as e:  # noqa: BLE001
             raise RunnerUnavailable(f"the QNN provider library {oq.get_library_path()} does "
                                     f"not load: {e}", extra=EXTRA) from e
@@ -54,19 +55,23 @@ def real_npu(ort, devs) -> bool:
 
 @contextlib.contextmanager
 def stderr_lines(out: list[str]):
-    """Collect what native code writes to file descriptor 2 meanwhile (QNN reports why a
-    backend does not load only in ONNX Runtime's log, not in the exception)."""
+    """Collect what native code writes to file descriptors 1 and 2 meanwhile: QNN reports why a
+    backend does not load only in ONNX Runtime's log, not in the exception, and its HTP library
+    prints a line of its own to standard output (which would corrupt ``--format json``)."""
     import sys
 
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
+        for fd in saved:
+            os.dup2(tmp.fileno(), fd)
         try:
             yield
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            for fd, keep in saved.items():
+                os.dup2(keep, fd)
+                os.close(keep)
             tmp.seek(0)
             text = tmp.read().decode("utf-8", "replace")
             out.extend(line for line in text.splitlines() if line.strip())
