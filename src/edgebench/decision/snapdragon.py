@@ -193,7 +193,9 @@ def _others(rows: Sequence[_Row], model: str, protocol: tuple) -> str:
     qrows = [r for r in rows if compare.value(r, "kind") == "quality"
              and compare.value(r, "framework") != "qnn" and compare.numerics_measured(r)
              and str(compare.value(r, "model")) == model and compare.protocol(r) == protocol
-             and compare.value(r, "kld_mean") is not None]
+             and compare.value(r, "kld_mean") is not None
+             and f"{compare.value(r, 'framework')}:{compare.value(r, 'precision')}"
+             != compare.value(r, "quality_reference")]  # the reference itself: KLD 0
     found = sorted((qrows[i] for i, _ in compare.latest_ok(qrows)),
                    key=lambda r: (compare.value(r, "kld_mean"), str(compare.value(r, "framework")),
                                   str(compare.value(r, "precision"))))
