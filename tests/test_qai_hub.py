@@ -5,6 +5,7 @@ importer of a downloaded profile, and the runner without a token (real client, n
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,219 @@ def test_prompt_length_must_be_the_artifacts_sequence_length(tmp_path, monkeypat
                           precision="w8a16", device="snapdragon", model="m")
     with pytest.raises(ConfigError, match="needs --prompt-tokens 512"):
         runner_mod.QaiHubRunner().profile(run)
+
+
+# --- hostile profiles: one `error:` line naming the file and key, exit code 2 ----------------
+
+
+def _profile(**summary) -> dict:
+    doc = load(SINGLE.name)
+    doc["execution_summary"].update(summary)
+    return doc
+
+
+def _import_error(tmp_path, capsys, doc, name="p.json") -> str:
+    from conftest import run_main
+
+    f = tmp_path / name
+    f.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    code, out, err = run_main(["import", "ai-hub-profile", str(f), "--dry-run"], capsys)
+    assert code == 2, err
+    assert err.startswith(f"error: {f}: ") and err.count("\n") == 1, err
+    assert "internal error" not in err
+    return err
+
+
+@pytest.mark.parametrize("summary, where", [
+    ({"estimated_inference_time": -5}, "estimated_inference_time: expected a finite number "
+                                       "above 0, got -5"),
+    ({"estimated_inference_time": 0}, "estimated_inference_time: expected a finite number"),
+    ({"estimated_inference_time": 10**400}, "estimated_inference_time: expected a finite"),
+    ({"warm_load_time": -100}, "warm_load_time: expected a finite number of at least 0"),
+    ({"all_inference_times": [1.0, -1, 0]}, "all_inference_times: expected a finite number"),
+    ({"inference_memory_peak_range": [5 << 30, -1]}, "inference_memory_peak_range: expected "
+                                                    "a finite number of at least 0, got -1"),
+    ({"inference_memory_peak_range": [5 << 30, 1]}, "high 9.53674e-07 MB is below low"),
+])
+def test_import_refuses_bad_latencies(tmp_path, capsys, summary, where):
+    assert where in _import_error(tmp_path, capsys, _profile(**summary))
+
+
+@pytest.mark.parametrize("text, where", [
+    ('{"execution_summary": {"estimated_inference_time": NaN}, "execution_detail": []}',
+     "NaN is not a number"),
+    ('{"execution_summary": {"estimated_inference_time": Infinity}, "execution_detail": []}',
+     "Infinity is not a number"),
+    ('{"execution_summary": {"estimated_inference_time": 1e400}, "execution_detail": []}',
+     "1e400 is not a finite number"),
+    ('{"execution_summary": {"estimated_inference_time": ' + "9" * 5000 + "}}",
+     "a value cannot be read"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"a": ' + "[" * 40 + "]" * 40 + "}", "nests more than 32 levels deep"),
+])
+def test_import_refuses_non_finite_huge_and_deep_json(tmp_path, capsys, text, where):
+    assert where in _import_error(tmp_path, capsys, text)
+
+
+def test_import_token_generator_of_zero_latency_is_refused(tmp_path, capsys):
+    doc = load("llm_split.json")
+    doc["token_generator"]["execution_summary"]["estimated_inference_time"] = 0
+    err = _import_error(tmp_path, capsys, doc)
+    assert "graph 'token_generator' execution_summary.estimated_inference_time" in err
+
+
+def test_graphs_that_give_no_figure_are_said(tmp_path, capsys):
+    one = load(SINGLE.name)
+    cols = mapping.columns({"encoder": one, "decoder": one}, FACTS)
+    assert cols["status"] == "unavailable" and "ttft_ms" not in cols
+    assert "the 2 graphs ('encoder', 'decoder') are neither" in cols["message"]
+    assert "neither one scoring graph" in _import_error(tmp_path, capsys,
+                                                        {"encoder": one, "decoder": one})
+    assert mapping.role("Generator") == mapping.role("Tokenizer") == "graph"
+    assert mapping.role("token_generator") == "token"
+    assert mapping.role("prompt_1_of_4") == "prompt"
+    split = load("llm_split.json")
+    cols = mapping.columns({**split, "embedding": one}, FACTS)
+    assert cols["status"] == "ok" and "graphs not used: 'embedding'" in cols["message"]
+
+
+def test_layers_on_an_unknown_compute_unit_are_counted_and_named():
+    doc = load(SINGLE.name)
+    doc["execution_detail"][0]["compute_unit"] = "TPU"
+    doc["execution_detail"][1]["compute_unit"] = "x\ny"
+    cols = mapping.columns({"graph": doc}, FACTS)
+    assert cols["accel_nodes"] == 3
+    assert "2 of 5 layers on a compute unit edgebench does not know ('TPU': 1, " \
+           "'x\\\\x0ay': 1)" in cols["message"]
+
+
+def test_imported_profile_says_it_is_the_services_estimate(tmp_path):
+    from edgebench.imports import ai_hub_profile
+
+    (row,) = ai_hub_profile.read(SINGLE)
+    assert row.message.startswith(f"estimated by Qualcomm AI Hub, imported from {SINGLE.name}")
+    run = mapping.columns({"graph": load(SINGLE.name)}, FACTS)
+    assert run["message"].startswith("estimated by Qualcomm AI Hub: ")
+    copy = tmp_path / "other_jzz1_results.json"
+    copy.write_text(json.dumps(_profile(estimated_inference_time=5000)))
+    (other,) = ai_hub_profile.read(copy)
+    assert other.machine_id != row.machine_id and other.run_key != row.run_key
+
+
+def test_import_file_name_with_a_newline_is_one_line(tmp_path, capsys):
+    from conftest import run_main
+
+    f = tmp_path / "bad\nname.json"
+    f.write_text("{}")
+    code, _, err = run_main(["import", "ai-hub-profile", str(f)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "bad\\x0aname.json" in err, err
+
+
+# --- runner: options refused before the token; a bad service profile is a failed run --------
+
+
+@pytest.mark.parametrize("options, precision, where", [
+    ({"target_runtime": "junk"}, "w8a16", "target_runtime 'junk'"),
+    ({"target_runtime": 5}, "w8a16", "target_runtime 5"),
+    ({"quantize": "w2a2"}, "fp32", "quantize 'w2a2'"),
+    ({"quantize": "w8a8"}, "w8a16", "on the fp32 artifact only"),
+    ({"quantize": "w8a8", "calibration_samples": "lots"}, "fp32", "calibration_samples 'lots'"),
+    ({"quantize": "w8a8", "calibration_samples": 0}, "fp32", "a positive integer"),
+    ({"quantize": "w8a8", "calibration_samples": True}, "fp32", "a positive integer"),
+    ({"compile_options": ["--x"]}, "w8a16", "compile_options ['--x']: expected text"),
+])
+def test_bad_options_are_refused_before_the_token(no_token, options, precision, where):
+    from types import SimpleNamespace
+
+    from edgebench.harness.runners import qai_hub as runner_mod
+
+    run = SimpleNamespace(artifact=SimpleNamespace(path=no_token), prompt_tokens=64,
+                          options=options, precision=precision, device="snapdragon", model="m")
+    with pytest.raises(ConfigError, match=re.escape(where)):
+        runner_mod.QaiHubRunner().profile(run)  # no token: the option is still the error
+    with pytest.raises(ConfigError, match=re.escape(where)):
+        runner_mod.check_options(options, precision)
+    assert runner_mod.check_options({"quantize": "w8a8", "calibration_samples": 4}, "fp32")
+
+
+@pytest.mark.parametrize("latency", [0, -5, float("nan"), float("inf"), 5e-324])
+def test_service_profile_with_bad_latency_is_a_failed_run(latency, tmp_path, monkeypatch):
+    """The runner's whole path with a fake client: the service's odd profile is a RunFailed
+    (an ``error`` row with the reason), never an ``ok`` row and never the suite's fault."""
+    from types import SimpleNamespace
+
+    from edgebench.errors import RunFailed
+    from edgebench.harness.runners import qai_hub as runner_mod
+
+    with pytest.raises(ConfigError):
+        mapping.columns({"graph": _profile(estimated_inference_time=latency)}, FACTS, 64)
+    device = SimpleNamespace(name="Samsung Galaxy S25 (Family)", os="15",
+                             attributes=["chipset:qualcomm-snapdragon-8-elite"])
+
+    class Job:
+        job_id, job_type, url = "jp1", "profile", "https://x/jobs/jp1"
+
+        def wait(self):
+            return SimpleNamespace(success=True)
+
+        def get_target_model(self):
+            return "model"
+
+        def download_profile(self):
+            return _profile(estimated_inference_time=latency)
+
+    class Client:
+        def get_devices(self, *a, **k):
+            return [device]
+
+        def get_frameworks(self):
+            return []
+
+        def submit_compile_job(self, *a, **k):
+            return Job()
+
+        submit_inference_job = submit_compile_job
+
+        def get_job(self, job_id):
+            return SimpleNamespace(device=device)
+
+    hub = SimpleNamespace(Client=Client, __version__="0.56.0",
+                          Device=lambda name=None, attributes=None: SimpleNamespace(
+                              name=name, os="", attributes=attributes))
+    monkeypatch.setattr(runner_mod, "_client_module", lambda: hub)
+    monkeypatch.setattr(runner_mod, "_config_or_raise", lambda hub: None)
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "model.onnx").write_bytes(b"x")
+    run = SimpleNamespace(artifact=SimpleNamespace(path=art), prompt_tokens=64, options={},
+                          precision="w8a16", device="snapdragon", model="m")
+    with pytest.raises(RunFailed, match=r"returned a profile edgebench cannot use \(job jp1\)"):
+        runner_mod.QaiHubRunner().profile(run)
+
+
+def test_bad_options_are_error_rows_without_a_token(no_token, tmp_path, capsys):
+    """A bad qai-hub option is the run's error (the suite's mistake), never `unavailable` for
+    want of a token: it is checked before the token."""
+    import textwrap
+
+    from conftest import run_main, write_gguf
+
+    model = write_gguf(tmp_path / "tiny.gguf")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(textwrap.dedent(f"""
+        name: s
+        models: ["{model}"]
+        frameworks: [qai-hub]
+        precisions: [w8a16]
+        devices: [snapdragon]
+        prompt_tokens: [4]
+        new_tokens: [2]
+        options: {{qai-hub: {{target_runtime: tflite}}}}
+    """))
+    store = str(tmp_path / "st")
+    code, _, err = run_main(["run", str(suite), "--store", store, "--quiet"], capsys)
+    assert code == 1, err  # an error row
+    code, out, _ = run_main(["sql", "SELECT status, message FROM runs", "--store", store,
+                             "--format", "json"], capsys)
+    (row,) = json.loads(out)
+    assert row["status"] == "error" and "target_runtime" in row["message"]

@@ -21,6 +21,7 @@ N-token prompt, and there is no decode figure.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ US_PER_MS = 1000.0
 SUMMARY = "execution_summary"
 DETAIL = "execution_detail"
 UNITS = ("NPU", "GPU", "CPU")
+#: The least a time may be (µs): anything smaller is no measurement (and 1000 / it no speed).
+TINY = 1e-6
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,32 @@ def chipset_name(attribute: str | None) -> str | None:
     return " ".join(words)
 
 
-def _num(value: Any, where: str) -> float:
+def _num(value: Any, where: str, *, zero: bool = False) -> float:
+    """A finite number > 0 (``zero``: >= 0); else a ConfigError naming ``where``: a latency
+    of 0, a negative one or NaN is no figure, and 1000 / it no speed."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    return float(value)
+        raise ConfigError(f"{where}: expected a number, got {_short(value)}")
+    try:
+        f = float(value)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f) or f < 0 or (f < TINY and not zero):
+        raise ConfigError(f"{where}: expected a finite number "
+                          f"{'of at least 0' if zero else 'above 0'}, got {_short(value)}")
+    return f
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more digits than Python converts
+        text = "an integer of thousands of digits"
+    return _printable(text)
+
+
+def _printable(text: str, width: int = 40) -> str:
+    """``text`` cut to ``width`` characters, on one line: others than printable as ``\\xNN``."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:width])
 
 
 def graph(name: str, profile: Mapping[str, Any]) -> Graph:
@@ -96,31 +121,40 @@ def graph(name: str, profile: Mapping[str, Any]) -> Graph:
     if summary.get("estimated_inference_time") is None:
         raise ConfigError(f"{where}: no estimated_inference_time")
     inference = _num(summary["estimated_inference_time"], f"{where}.estimated_inference_time")
-    samples = tuple(_num(t, f"{where}.all_inference_times") / US_PER_MS
-                    for t in summary.get("all_inference_times") or ())
+    times = summary.get("all_inference_times") or ()
+    if not isinstance(times, (list, tuple)):
+        raise ConfigError(f"{where}.all_inference_times: expected a list of times")
+    samples = tuple(_num(t, f"{where}.all_inference_times") / US_PER_MS for t in times)
     load = summary.get("warm_load_time")
     rng = summary.get("inference_memory_peak_range")
     if rng is not None:
+        at = f"{where}.inference_memory_peak_range"
         if not isinstance(rng, (list, tuple)) or len(rng) != 2:
-            raise ConfigError(f"{where}.inference_memory_peak_range: expected [low, high]")
-        rng = (_num(rng[0], where) / MB, _num(rng[1], where) / MB)
+            raise ConfigError(f"{at}: expected [low, high]")
+        rng = (_num(rng[0], at, zero=True) / MB, _num(rng[1], at, zero=True) / MB)
+        if rng[1] < rng[0]:
+            raise ConfigError(f"{at}: high {rng[1]:.6g} MB is below low {rng[0]:.6g} MB")
     units = dict.fromkeys(UNITS, 0)
     for i, layer in enumerate(detail):
         unit = layer.get("compute_unit") if isinstance(layer, Mapping) else None
         if not isinstance(unit, str):
             raise ConfigError(f"graph {name!r} {DETAIL}[{i}]: no compute_unit")
+        unit = unit if unit in UNITS else _printable(unit)  # printable, one line
         units[unit] = units.get(unit, 0) + 1
     return Graph(name, inference / US_PER_MS, samples,
-                 None if load is None else _num(load, f"{where}.warm_load_time") / US_PER_MS,
+                 None if load is None else _num(load, f"{where}.warm_load_time", zero=True)
+                 / US_PER_MS,
                  rng, units)
 
 
 def role(name: str) -> str:
-    """``prompt``, ``token`` or ``graph`` (one graph that is neither) from a graph's name."""
+    """``prompt``, ``token`` or ``graph`` (neither) from a graph's name: ``prompt`` for a
+    prompt processor (``prompt_processor``, ``prompt_1_of_4``), ``token`` for a token generator
+    (``token_generator``, ``token_2_of_4``); a ``Generator`` or ``Tokenizer`` is neither."""
     low = name.lower()
     if "prompt" in low:
         return "prompt"
-    if "token" in low or "gen" in low:
+    if re.search(r"token(?!i[sz]er)", low):
         return "token"
     return "graph"
 
@@ -137,13 +171,17 @@ def source(facts: JobFacts, origin: str | None = None) -> str:
 
 
 def columns(profiles: Mapping[str, Mapping[str, Any]], facts: JobFacts,
-            prompt_tokens: int | None = None) -> dict[str, Any]:
+            prompt_tokens: int | None = None, imported_from: str | None = None
+            ) -> dict[str, Any]:
     """Store columns of one AI Hub result: ``profiles`` maps each graph's name to its profile
     dict (one entry for a single graph). A failed job (``facts.failure``) gives an ``error``
-    row whose message is the service's reason and no numbers.
+    row whose message is the service's reason and no numbers; graphs that are neither one
+    scoring graph nor prompt-processor / token-generator graphs an ``unavailable`` row saying
+    which. ``imported_from``: the file a downloaded profile came from (the message says so).
 
     Raises:
-        ConfigError: a profile that is not the client's dict (the key named).
+        ConfigError: a profile that is not the client's dict, or a latency that is not a
+            finite number above 0 (the key named).
     """
     common: dict[str, Any] = {
         "measurement": "estimated", "framework_version": facts.qairt_version,
@@ -175,10 +213,22 @@ def columns(profiles: Mapping[str, Mapping[str, Any]], facts: JobFacts,
     loads = [g.load_ms for g in graphs if g.load_ms is not None]
     if loads:
         cols["load_s"] = sum(loads) / 1000
-    notes = [f"estimated by {SERVICE}'s on-device profile of the compiled graphs, not "
-             "edgebench's token timeline"]
+    notes = [f"estimated by {SERVICE}"
+             + (f", imported from {imported_from}" if imported_from else "")
+             + ": the service's on-device profile of the compiled graphs, not edgebench's "
+             "token timeline"]
     prompt = by_role.get("prompt") or (by_role.get("graph") if len(graphs) == 1 else None)
     token = by_role.get("token")
+    unused = [g.name for g in by_role.get("graph", []) if not (prompt and g in prompt)]
+    if not prompt and not token:
+        names = ", ".join(repr(n) for n in unused[:8]) + (", ..." if len(unused) > 8 else "")
+        return {**common, "status": "unavailable",
+                "message": "; ".join(notes) + f"; no figure: the {len(graphs)} graphs ({names})"
+                " are neither one scoring graph nor prompt-processor / token-generator graphs "
+                "(names with 'prompt' / 'token')"}
+    if unused:
+        notes.append("graphs not used: " + ", ".join(repr(n) for n in unused[:8])
+                     + (", ..." if len(unused) > 8 else ""))
     if prompt:
         ttft = sum(g.inference_ms for g in prompt)
         cols["ttft_ms"] = ttft
@@ -198,8 +248,21 @@ def columns(profiles: Mapping[str, Mapping[str, Any]], facts: JobFacts,
         notes.append(f"decode_tok_s = 1000 / the token-generator graph's latency ({tg:.3f} ms)")
     elif prompt:
         notes.append("no token-generator graph: no decode speed")
+    total = sum(sum(g.units.values()) for g in graphs)
     if units["CPU"]:
-        total = sum(units.values())
         notes.append(f"{units['CPU']} of {total} layers fell back to the CPU")
+    other: dict[str, int] = {}
+    for g in graphs:
+        for u, n in g.units.items():
+            if u not in UNITS and n:
+                other[u] = other.get(u, 0) + n
+    if other:
+        notes.append(f"{sum(other.values())} of {total} layers on a compute unit edgebench "
+                     "does not know (" + ", ".join(f"{u!r}: {n}" for u, n in other.items())
+                     + "): not in accel_nodes, gpu_nodes or cpu_nodes")
+    for k in ("ttft_ms", "prefill_tok_s", "decode_tok_s", "tpot_ms"):
+        if k in cols and not (math.isfinite(cols[k]) and cols[k] > 0):
+            raise ConfigError(f"{k} {cols[k]!r} from the profile's latencies is not a finite "
+                              "number above 0")
     cols["message"] = "; ".join(notes)
     return cols

@@ -24,7 +24,10 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 from edgebench.harness import qai_hub_profile as mapping
+from edgebench.imports import files
+from edgebench.imports.files import clean, shown
 from edgebench.imports.rows import imported_row
+from edgebench.results.fsio import safe_text
 
 KIND = "imported:ai-hub-profile"
 #: the client's own file name for a downloaded profile (``InferenceJob._write_profile``)
@@ -46,7 +49,7 @@ def graphs_of(doc: Any, path: Path) -> dict[str, dict[str, Any]]:
     if isinstance(doc, dict) and doc and all(isinstance(v, dict) and mapping.SUMMARY in v
                                              for v in doc.values()):
         return dict(doc)
-    raise ConfigError(f"{path}: not a Qualcomm AI Hub profile (expected the keys "
+    raise ConfigError(f"{shown(path)}: not a Qualcomm AI Hub profile (expected the keys "
                       f"{mapping.SUMMARY!r} and {mapping.DETAIL!r}, or an object of such "
                       "profiles per graph)")
 
@@ -55,28 +58,43 @@ def read(path: Path) -> list[Any]:
     """One ``imported:ai-hub-profile`` row of the profile in ``path``.
 
     Raises:
-        ConfigError: an unreadable file, bad JSON or a profile missing a key (naming the file).
+        ConfigError: a file that is not regular or too large, bad JSON, a profile missing a
+            key, a latency that is not a finite number above 0, or graphs of which none gives
+            a figure (one line naming the file).
     """
     path = Path(path)
+    where = shown(path)
+    raw = files.read_bytes(path, "an AI Hub profile (JSON)", files.MAX_JSON_BYTES,
+                           "expected a Qualcomm AI Hub profile downloaded as JSON")
     try:
-        raw = path.read_bytes()
-        doc = json.loads(raw)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read it: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
+        doc = files.DECODER.decode(raw.decode("utf-8-sig"))
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where}: not valid JSON: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where}: not valid JSON: not UTF-8 text (bad byte at offset "
+                          f"{e.start})") from None
+    except (ValueError, RecursionError) as e:
+        raise ConfigError(f"{where}: not valid JSON: {files.json_problem(e)}") from None
+    if not files.check_depth(doc):
+        raise ConfigError(f"{where}: the JSON nests more than {files.MAX_DEPTH} levels deep")
     profiles = graphs_of(doc, path)
-    m = _CLIENT_NAME.match(path.stem)
-    model = (m.group("name") if m else path.stem) or path.stem
+    name = shown(path.name)
+    m = _CLIENT_NAME.match(clean(safe_text(path.stem)))
+    model = (m.group("name") if m else None) or shown(path.stem)
     facts = mapping.JobFacts(job_ids=(m.group("job"),) if m else ())
-    try:
-        cols = mapping.columns(profiles, facts)
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
     sha = hashlib.sha256(raw).hexdigest()
-    cols.update(source=mapping.source(facts, f"{path.name} (sha256 {sha[:16]})"))
+    try:
+        cols = mapping.columns(profiles, facts, imported_from=name)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    if cols["status"] != "ok":
+        raise ConfigError(f"{where}: {cols['message'].rsplit('; ', 1)[-1]}")
+    cols.update(source=mapping.source(facts, f"{name} (sha256 {sha[:16]})"))
     for own in ("measurement", "energy_method"):  # imported_row sets them
         cols.pop(own)
     status = cols.pop("status")
+    # the file names no device: its hash stands for the machine it was profiled on, so two
+    # profiles never pass for runs of one machine
     return [imported_row(KIND, session_id=_session_id(), model=model, framework="qai-hub",
-                         precision="unknown", device="snapdragon", status=status, **cols)]
+                         precision="unknown", device="snapdragon", status=status,
+                         machine={"profile_sha256": sha[:16]}, **cols)]

@@ -12,7 +12,9 @@ test (``n_prompt == 0, n_gen > 0``) decode tok/s (and its time per token), a ``p
 only its end-to-end time: llama-bench times prompt and generation together there, so neither
 rate is in it. Every repetition is kept (the ``_samples`` columns). llama-bench's decode rate
 counts every generated token over the whole test, edgebench's (METRICS.md) the tokens after the
-first: close, not the same definition, and the row's ``measurement`` says it is imported.
+first: close, not the same definition; the row's ``measurement`` says it is imported and its
+``message`` says how its decode rate is counted. Rates are recomputed from ``samples_ns``; a
+``samples_ts`` that contradicts them, or any figure that is not finite and positive, is refused.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 from edgebench.harness.metrics import NS_PER_MS, NS_PER_S, summary_columns
+from edgebench.imports import files
+from edgebench.imports.files import clean, shown
 from edgebench.imports.rows import imported_row
-from edgebench.results.fsio import shown
 
 KIND = "imported:llama-bench"
 FRAMEWORK = "llama-cpp"
@@ -65,10 +68,12 @@ def read(path: Path) -> list:
     it).
 
     Raises:
-        ConfigError: an empty or unreadable file, text that is not JSON, a test without the
-            fields above: one line naming the file and line.
+        ConfigError: an empty, unreadable, non-regular or too large file, text that is not
+            JSON, a test without the fields above or with a figure that is not finite and
+            positive: one line naming the file and line.
     """
-    raw = path.read_bytes()
+    raw = files.read_bytes(path, "llama-bench output", files.MAX_JSON_BYTES,
+                           "expected llama-bench -o json or -o jsonl output")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -81,8 +86,8 @@ def read(path: Path) -> list:
     if not tests:
         raise ConfigError(f"{shown(path)}: no test in the file (an empty llama-bench run?)")
     tests = [(line, _checked(path, line, t)) for line, t in tests]
-    source = (f"llama-bench {tests[0][1].get('build_commit', '?')} "
-              f"(build {tests[0][1].get('build_number', '?')}): {path.name} "
+    source = (f"llama-bench {clean(str(tests[0][1].get('build_commit', '?')))} "
+              f"(build {tests[0][1].get('build_number', '?')}): {shown(path.name)} "
               f"sha256:{hashlib.sha256(raw).hexdigest()[:16]}")
     return [_row(path, line, t, source) for line, t in tests]
 
@@ -96,21 +101,32 @@ def _decode_error(path: Path, e: json.JSONDecodeError, line_offset: int = 0) -> 
 
 
 def _array(path: Path, text: str) -> list[tuple[int, Any]]:
-    """(line, object) of each element of a JSON array, decoded one by one to know its line."""
-    dec = json.JSONDecoder()
+    """(line, object) of each element of a JSON array, decoded one by one to know its line
+    (lines counted from the previous element on: linear in the file's size)."""
+    dec = files.DECODER
     ws = re.compile(r"\s*")
     pos = ws.match(text, text.index("[") + 1).end()
+    line, counted = 1, 0  # line of text[counted]
+
+    def line_at(p: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, p)
+        counted = p
+        return line
+
     out: list[tuple[int, Any]] = []
     if text.startswith("]", pos):
         pos += 1
     else:
         while True:
-            line = text.count("\n", 0, pos) + 1
+            at = line_at(pos)
             try:
                 obj, pos = dec.raw_decode(text, pos)
             except json.JSONDecodeError as e:
-                raise _decode_error(path, e) from e
-            out.append((line, obj))
+                raise _decode_error(path, e) from None
+            except (ValueError, RecursionError) as e:
+                raise _error(path, at, f"not valid JSON ({files.json_problem(e)})") from None
+            out.append((at, obj))
             pos = ws.match(text, pos).end()
             if text.startswith(",", pos):
                 pos = ws.match(text, pos + 1).end()
@@ -118,11 +134,10 @@ def _array(path: Path, text: str) -> list[tuple[int, Any]]:
             if text.startswith("]", pos):
                 pos += 1
                 break
-            where = text.count("\n", 0, pos) + 1
-            raise _error(path, where, "not valid JSON (the array is cut short or lacks a "
-                         "comma)" if pos >= len(text) else "not valid JSON (expected , or ])")
+            raise _error(path, line_at(pos), "not valid JSON (the array is cut short or lacks "
+                         "a comma)" if pos >= len(text) else "not valid JSON (expected , or ])")
     if text[pos:].strip():
-        raise _error(path, text.count("\n", 0, pos) + 1, "text after the JSON array")
+        raise _error(path, line_at(pos), "text after the JSON array")
     return out
 
 
@@ -131,35 +146,87 @@ def _lines(path: Path, text: str) -> list[tuple[int, Any]]:
     for i, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                out.append((i, json.loads(line)))
+                out.append((i, files.DECODER.decode(line)))
             except json.JSONDecodeError as e:
-                raise _error(path, i, f"not valid JSON ({e.msg}, column {e.colno})") from e
+                raise _error(path, i, f"not valid JSON ({e.msg}, column {e.colno})") from None
+            except (ValueError, RecursionError) as e:
+                raise _error(path, i, f"not valid JSON ({files.json_problem(e)})") from None
     return out
+
+
+#: Optional fields: their JSON type, and for integers the range they must lie in. A field of
+#: another type is refused (one line), never stored as its Python text.
+OPTIONAL = {"build_commit": str, "cpu_info": str, "gpu_info": str, "backends": str,
+            "test_time": str, "build_number": int, "model_size": int, "model_n_params": int,
+            "n_threads": int}
+_INT_RANGE = {"build_number": (0, 2**63), "model_size": (1, 2**64), "model_n_params": (1, 2**64),
+              "n_threads": (1, 2**31), "n_prompt": (0, 2**31), "n_gen": (0, 2**31)}
+#: The most a repetition may take (llama-bench's uint64_t nanoseconds).
+MAX_NS = 2**64 - 1
+#: How far a file's samples_ts may lie from (n_prompt + n_gen) / samples_ns (it prints them
+#: rounded to about 6 digits).
+TS_TOLERANCE = 0.01
 
 
 def _checked(path: Path, line: int, t: Any) -> dict[str, Any]:
     if not isinstance(t, dict):
         raise _error(path, line, f"a test must be a JSON object, not {type(t).__name__} "
                      "(is this llama-bench -o json output?)")
+    if not files.check_depth(t):
+        raise _error(path, line, f"the test nests more than {files.MAX_DEPTH} levels deep")
     missing = [k for k in REQUIRED if k not in t]
     if missing:
         raise _error(path, line, f"missing key {missing[0]!r} (is this llama-bench -o json "
                      "output?)")
     for key, tp in REQUIRED.items():
         if not isinstance(t[key], tp) or isinstance(t[key], bool):
-            raise _error(path, line, f"{key!r} must be a {tp.__name__}, got {t[key]!r:.40}")
+            raise _error(path, line, f"{key!r} must be a {tp.__name__}, got {_show(t[key])}")
+    for key, tp in OPTIONAL.items():
+        v = t.get(key)
+        if v is not None and (not isinstance(v, tp) or isinstance(v, bool)):
+            raise _error(path, line, f"{key!r} must be a {tp.__name__} (llama-bench writes "
+                         f"one), got {_show(v)}")
+    for key, (lo, hi) in _INT_RANGE.items():
+        v = t.get(key)
+        if v is not None and not lo <= v <= hi:
+            raise _error(path, line, f"{key!r} {_show(v)} is out of range ({lo} to {hi})")
+    if t.get("test_time") is not None and _started(t) is None:
+        raise _error(path, line, f"'test_time' {_show(t['test_time'])} is not an ISO time")
     ns = t["samples_ns"]
-    if not ns or any(not isinstance(x, int) or isinstance(x, bool) or x <= 0 for x in ns):
-        raise _error(path, line, "'samples_ns' must be a non-empty list of positive integers")
-    if t["n_prompt"] < 0 or t["n_gen"] < 0 or t["n_prompt"] + t["n_gen"] == 0:
+    if not ns or any(not isinstance(x, int) or isinstance(x, bool) or not 0 < x <= MAX_NS
+                     for x in ns):
+        raise _error(path, line, "'samples_ns' must be a non-empty list of positive integers "
+                     "(nanoseconds, at most 2**64 - 1)")
+    if t["n_prompt"] + t["n_gen"] == 0:
         raise _error(path, line, f"n_prompt {t['n_prompt']} and n_gen {t['n_gen']}: neither a "
                      "pp, tg nor pg test")
     ts = t.get("samples_ts")
-    if ts is not None and (not isinstance(ts, list) or len(ts) != len(ns) or any(
-            not isinstance(x, (int, float)) or isinstance(x, bool) for x in ts)):
-        raise _error(path, line, "'samples_ts' must be a list of numbers as long as "
-                     "'samples_ns'")
+    if ts is not None:
+        if not isinstance(ts, list) or len(ts) != len(ns) or not all(
+                files.finite(x) for x in ts):
+            raise _error(path, line, "'samples_ts' must be a list of finite positive numbers "
+                         "as long as 'samples_ns'")
+        for i, (x, y) in enumerate(zip(ts, _rates(t))):
+            if abs(float(x) / y - 1) > TS_TOLERANCE:
+                raise _error(path, line, f"samples_ts[{i}] {float(x):.6g} contradicts "
+                             f"samples_ns[{i}]: (n_prompt + n_gen) / time is {y:.6g} tok/s")
     return t
+
+
+def _show(value: Any) -> str:
+    """A value for a message: short, one line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more digits than Python converts
+        text = "an integer of thousands of digits"
+    return clean(text[:40])
+
+
+def _rates(t: dict[str, Any]) -> list[float]:
+    """Each repetition's (n_prompt + n_gen) / time in tok/s, from samples_ns (llama-bench's own
+    definition of samples_ts)."""
+    n = t["n_prompt"] + t["n_gen"]
+    return [NS_PER_S * n / x for x in t["samples_ns"]]
 
 
 def precision(model_type: str) -> str:
@@ -176,25 +243,29 @@ def precision(model_type: str) -> str:
 
 def _device(t: dict[str, Any]) -> str:
     """``cpu`` for a CPU-only build or no layer offloaded, else the backends, lower case."""
-    backends = str(t.get("backends") or "CPU")
+    backends = clean(t.get("backends") or "CPU")
     if backends.upper() == "CPU" or t.get("n_gpu_layers") == 0:
         return "cpu"
-    return "+".join(b.strip().lower() for b in backends.split(",") if b.strip())
+    return "+".join(b.strip().lower() for b in backends.split(",") if b.strip()) or "cpu"
 
 
 def _started(t: dict[str, Any]) -> datetime | None:
     try:
         when = datetime.fromisoformat(str(t.get("test_time")).replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+#: The row's message: how llama-bench's rates differ from edgebench's.
+NOTE = ("llama-bench's figures: decode tok/s counts every generated token over the whole test "
+        "(edgebench's counts the tokens after the first); rates recomputed from samples_ns")
 
 
 def _row(path: Path, line: int, t: dict[str, Any], source: str):
     n_prompt, n_gen, ns = t["n_prompt"], t["n_gen"], t["samples_ns"]
     test = "pp" if n_gen == 0 else "tg" if n_prompt == 0 else "pg"
-    ts = [float(x) for x in t.get("samples_ts") or
-          [NS_PER_S * (n_prompt + n_gen) / x for x in ns]]
+    ts = _rates(t)
     if test == "pp":
         timings = summary_columns("prefill_tok_s", ts)
     elif test == "tg":
@@ -202,18 +273,22 @@ def _row(path: Path, line: int, t: dict[str, Any], source: str):
                    **summary_columns("tpot_ms", [x / n_gen / NS_PER_MS for x in ns])}
     else:
         timings = summary_columns("e2e_s", [x / NS_PER_S for x in ns])
-    prec = precision(t["model_type"])
-    model = re.split(r"[\\/]", t["model_filename"])[-1].removesuffix(".gguf") or "?"
+    prec = clean(precision(t["model_type"]))
+    model = clean(re.split(r"[\\/]", t["model_filename"])[-1].removesuffix(".gguf")) or "?"
     options = {"test": test, **{k: t[k] for k in CELL if k in t}}
     settings = {k: v for k, v in t.items() if k not in DERIVED}
     commit, number = t.get("build_commit"), t.get("build_number")
+    cpu, gpu = clean(t.get("cpu_info") or "") or None, clean(t.get("gpu_info") or "") or None
+    try:
+        settings_text = json.dumps(settings, sort_keys=True, allow_nan=False)
+    except (ValueError, RecursionError) as e:
+        raise _error(path, line, f"a field cannot be stored ({files.json_problem(e)})") from None
     return imported_row(
         KIND, session_id="", model=model, framework=FRAMEWORK, precision=prec,
         device=_device(t), source=source, prompt_tokens=n_prompt, new_tokens=n_gen,
-        threads=t.get("n_threads") if isinstance(t.get("n_threads"), int) else None,
-        options=options, started_at=_started(t),
-        framework_version=f"llama.cpp build {number} ({commit})" if commit else None,
-        runtime_settings=json.dumps(settings, sort_keys=True),
-        model_bytes=t.get("model_size") if isinstance(t.get("model_size"), int) else None,
-        cpu_model=t.get("cpu_info") or None, accelerators=t.get("gpu_info") or None,
+        threads=t.get("n_threads"), options=options, started_at=_started(t),
+        machine={"cpu_info": cpu, "gpu_info": gpu},
+        framework_version=f"llama.cpp build {number} ({clean(commit)})" if commit else None,
+        runtime_settings=settings_text, message=NOTE,
+        model_bytes=t.get("model_size"), cpu_model=cpu, accelerators=gpu,
         repetitions=len(ns), **timings)

@@ -47,14 +47,21 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgebench.errors import ConfigError
+from edgebench.imports import files
+from edgebench.imports.files import clean, shown
 from edgebench.imports.rows import imported_row
-from edgebench.results.fsio import shown
+from edgebench.suites.yamlfile import parse_yaml, regular_file
 
 KIND = "imported:qai-hub-models"
 FRAMEWORK = "qai-hub"
 PACKAGE = "qai-hub-models"
 #: The prompt length of the measured TTFT (the lower end of the range).
 TTFT_PROMPT_TOKENS = 128
+#: The longest context a figure may be for (anything larger is not a real model's).
+MAX_CONTEXT = 2**31
+#: What ``prefill_tok_s`` is, in ``runtime_settings``.
+PREFILL_NOTE = ("Qualcomm's own prefill_tokens_per_second, not prompt_tokens / ttft_ms "
+                "(the file does not say on which prompt)")
 #: What the desired compute unit is, for the ``accelerators`` column.
 UNITS = {"npu": "Qualcomm Hexagon NPU", "gpu": "Qualcomm Adreno GPU"}
 _PERF = re.compile(r"^qai_hub_models/models/[^/]+/perf\.yaml$")
@@ -65,64 +72,103 @@ def read(path: Path) -> list:
     command sets it).
 
     Raises:
-        ConfigError: a file that is not YAML, a perf.yaml without LLM figures, a figure
-            without its keys: one line naming the file and the key (or line).
+        ConfigError: a file that is not a regular file of bounded size, not YAML (or YAML
+            whose aliases expand past the bound), a perf.yaml without LLM figures, a figure
+            without its keys or not finite: one line naming the file and the key (or line).
     """
-    if zipfile.is_zipfile(path):
+    path = Path(path)
+    where = shown(path)
+    st = regular_file(path, where, "a perf.yaml or a wheel",
+                      "expected a qai-hub-models perf.yaml or wheel")
+    if st.st_size > files.MAX_WHEEL_BYTES:
+        raise ConfigError(f"{where} is {st.st_size:,} bytes: a perf.yaml or wheel is at most "
+                          f"{files.MAX_WHEEL_BYTES:,} bytes here; refused")
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as e:
+        raise ConfigError(f"{where} cannot be read: {e.strerror or e}") from None
+    if is_zip:
         return _wheel(path)
-    raw = path.read_bytes()
-    root = next((p for p in path.resolve().parents if p.name == "qai_hub_models"), None)
-    inner = path.resolve().relative_to(root.parent).as_posix() if root else path.name
-    version = _version_text((root / "_version.py").read_text()) if root and (
-        root / "_version.py").is_file() else None
+    raw = files.read_bytes(path, "a perf.yaml", files.MAX_YAML_BYTES,
+                           "expected a qai-hub-models perf.yaml")
+    resolved = path.resolve()
+    root = next((p for p in resolved.parents if p.name == "qai_hub_models"), None)
+    inner = resolved.relative_to(root.parent).as_posix() if root else path.name
+    version = None
+    if root and (root / "_version.py").is_file():
+        version = _version_text(files.read_bytes(root / "_version.py", "a _version.py",
+                                                 64 * 1024, "no version in it")
+                                .decode("utf-8", "replace"))
 
     def sibling(name: str) -> bytes | None:
         f = root / name if root else None
-        return f.read_bytes() if f is not None and f.is_file() else None
+        return files.read_bytes(f, f"a {name}", files.MAX_YAML_BYTES, "no devices in it") \
+            if f is not None and f.is_file() else None
 
-    return _rows(shown(path), raw, inner, version, _devices(shown(path), sibling))
+    return _rows(where, raw, clean(inner), version, _devices(where, sibling))
 
 
 def _wheel(path: Path) -> list:
-    with zipfile.ZipFile(path) as z:
-        names = z.namelist()
-        meta = next((n for n in names if re.match(r"[^/]+\.dist-info/METADATA$", n)), None)
-        version = None
-        if meta:
-            m = re.search(r"^Version: *(\S+)", z.read(meta).decode("utf-8", "replace"), re.M)
-            version = m.group(1) if m else None
+    where = shown(path)
+    budget = [files.MAX_WHEEL_READ_BYTES]
 
-        def sibling(name: str) -> bytes | None:
-            full = f"qai_hub_models/{name}"
-            return z.read(full) if full in names else None
+    def member(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+        """A member's bytes, its uncompressed size checked before it is read."""
+        at = f"{where}:{clean(info.filename)}"
+        if info.file_size > files.MAX_YAML_BYTES:
+            raise ConfigError(f"{at} is {info.file_size:,} bytes uncompressed: at most "
+                              f"{files.MAX_YAML_BYTES:,} here; refused")
+        budget[0] -= info.file_size
+        if budget[0] < 0:
+            raise ConfigError(f"{where}: its members add up to more than "
+                              f"{files.MAX_WHEEL_READ_BYTES:,} bytes uncompressed; refused")
+        with z.open(info) as fh:
+            return fh.read(files.MAX_YAML_BYTES + 1)[:files.MAX_YAML_BYTES]
 
-        devices = _devices(shown(path), sibling)
-        rows: list = []
-        for name in sorted(n for n in names if _PERF.match(n)):
-            raw = z.read(name)
-            if b"llm_metrics" in raw:
-                rows += _rows(f"{shown(path)}:{name}", raw, name, version, devices)
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = {i.filename: i for i in z.infolist()}
+            meta = next((n for n in infos if re.match(r"[^/]+\.dist-info/METADATA$", n)), None)
+            version = None
+            if meta:
+                m = re.search(r"^Version: *(\S+)",
+                              member(z, infos[meta]).decode("utf-8", "replace"), re.M)
+                version = clean(m.group(1)) if m else None
+
+            def sibling(name: str) -> bytes | None:
+                full = f"qai_hub_models/{name}"
+                return member(z, infos[full]) if full in infos else None
+
+            devices = _devices(where, sibling)
+            rows: list = []
+            for name in sorted(n for n in infos if _PERF.match(n)):
+                raw = member(z, infos[name])
+                if b"llm_metrics" in raw:
+                    rows += _rows(f"{where}:{clean(name)}", raw, clean(name), version, devices)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError,
+            EOFError, OSError, ValueError) as e:
+        raise ConfigError(f"{where}: not a readable wheel ({' '.join(str(e).split())[:120]})"
+                          ) from None
     if not rows:
-        raise ConfigError(f"{shown(path)}: no LLM perf.yaml (with llm_metrics) in this file "
+        raise ConfigError(f"{where}: no LLM perf.yaml (with llm_metrics) in this file "
                           "(expected a qai-hub-models wheel)")
     return rows
 
 
 def _version_text(text: str) -> str | None:
     m = re.search(r"__version__\s*=\s*(?:version\s*=\s*)?['\"]([^'\"]+)['\"]", text)
-    return m.group(1) if m else None
+    return clean(m.group(1)) if m else None
 
 
 def _yaml(where: str, raw: bytes) -> Any:
-    import yaml
-
+    """A YAML document, through the suites' guard (``suites.yamlfile.parse_yaml``: aliases
+    expanded at most ``MAX_YAML_NODES`` values, ``MAX_YAML_DEPTH`` levels deep)."""
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        what = " ".join(str(getattr(e, "problem", None) or e).split())
-        raise ConfigError(f"{where}: {line}not valid YAML ({what})") from e
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{where}: line {line}: not UTF-8 text") from None
+    return parse_yaml(text, where)
 
 
 def _devices(where: str, sibling: Callable[[str], bytes | None]) -> dict[str, dict[str, Any]]:
@@ -137,19 +183,23 @@ def _devices(where: str, sibling: Callable[[str], bytes | None]) -> dict[str, di
             continue
         if isinstance(doc.get("chipsets"), dict):
             chipsets.update(doc["chipsets"])
-        for device, info in (doc.get("devices") or {}).items():
+        devices = doc.get("devices")
+        for device, info in (devices.items() if isinstance(devices, dict) else ()):
             if isinstance(info, dict):
-                found.setdefault(str(device), info)
+                found.setdefault(clean(str(device)), info)
     out = {}
     for device, info in found.items():
-        chip = str(info.get("chipset") or "")
-        market = (chipsets.get(chip) or {}).get("marketing_name") if chip else None
+        chip = clean(str(info.get("chipset") or ""))
+        entry = chipsets.get(chip) if chip else None
+        market = entry.get("marketing_name") if isinstance(entry, dict) else None
         os_ = info.get("os") if isinstance(info.get("os"), dict) else {}
+        figures_of = info.get("reference_chipset")
         out[device] = {
             "chipset_id": chip or None,
-            "chipset": re.sub(r"[®™]", "", str(market)) if market else (chip or None),
-            "os": " ".join(str(os_[k]) for k in ("ostype", "version") if os_.get(k)) or None,
-            "figures_of": info.get("reference_chipset"),
+            "chipset": clean(re.sub(r"[®™]", "", str(market))) if market else (chip or None),
+            "os": clean(" ".join(str(os_[k]) for k in ("ostype", "version") if os_.get(k)))
+            or None,
+            "figures_of": clean(str(figures_of)) if figures_of else None,
         }
     return out
 
@@ -159,11 +209,18 @@ def _number(where: str, key: str, value: Any, *, optional: bool = False) -> floa
     Qualcomm has no figure (e.g. ``llama_v3_elyza_jp_8b`` on ``geniex_qairt``)."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
-            or value < 0:
-        raise ConfigError(f"{where}: {key}: expected a number of at least 0, got "
-                          f"{value!r:.40}")
+    if not files.finite(value, positive=False):
+        raise ConfigError(f"{where}: {key}: expected a finite number of at least 0, got "
+                          f"{_show(value)}")
     return float(value) or None
+
+
+def _show(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more digits than Python converts
+        text = "an integer of thousands of digits"
+    return clean(text[:40])
 
 
 def _mapping(where: str, key: str, value: Any) -> dict:
@@ -185,14 +242,18 @@ def _rows(where: str, raw: bytes, inner: str, version: str | None,
               f"sha256:{hashlib.sha256(raw).hexdigest()[:16]}")
     rows = []
     for prec, pd in precisions.items():
+        prec = clean(str(prec))
         key = f"precisions.{prec}.components"
         for model, cd in _mapping(where, key, _mapping(where, f"precisions.{prec}", pd)
                                   .get("components")).items():
+            model = clean(str(model))
             key = f"precisions.{prec}.components.{model}.performance_metrics"
             metrics = _mapping(where, key, _mapping(where, key.rsplit(".", 1)[0], cd)
                                .get("performance_metrics"))
             for device, paths in metrics.items():
+                device = clean(str(device))
                 for profile, details in _mapping(where, f"{key}.{device}", paths).items():
+                    profile = clean(str(profile))
                     at = f"{key}.{device}.{profile}"
                     details = _mapping(where, at, details)
                     llm = details.get("llm_metrics")
@@ -201,10 +262,9 @@ def _rows(where: str, raw: bytes, inner: str, version: str | None,
                     if not isinstance(llm, list):
                         raise ConfigError(f"{where}: {at}.llm_metrics: expected a list")
                     for i, m in enumerate(llm):
-                        rows.append(_row(where, f"{at}.llm_metrics[{i}]", m, str(prec),
-                                         str(model), str(device), str(profile),
-                                         details.get("tool_versions"), model_id, source,
-                                         devices.get(str(device), {})))
+                        rows.append(_row(where, f"{at}.llm_metrics[{i}]", m, prec, model,
+                                         device, profile, details.get("tool_versions"),
+                                         model_id, source, devices.get(device, {})))
     if not rows:
         raise ConfigError(f"{where}: no LLM figures (llm_metrics) in this perf.yaml")
     return rows
@@ -214,9 +274,9 @@ def _row(where: str, at: str, m: Any, prec: str, model: str, device: str, profil
          tools: Any, model_id: str | None, source: str, dev: dict[str, Any]):
     m = _mapping(where, at, m)
     ctx = m.get("context_length")
-    if isinstance(ctx, bool) or not isinstance(ctx, int) or ctx <= 0:
-        raise ConfigError(f"{where}: {at}.context_length: expected a positive integer, got "
-                          f"{ctx!r:.40}")
+    if isinstance(ctx, bool) or not isinstance(ctx, int) or not 0 < ctx <= MAX_CONTEXT:
+        raise ConfigError(f"{where}: {at}.context_length: expected a positive integer of at "
+                          f"most {MAX_CONTEXT:,}, got {_show(ctx)}")
     ttft = _mapping(where, f"{at}.time_to_first_token_range_milliseconds",
                     m.get("time_to_first_token_range_milliseconds"))
     low = _number(where, f"{at}.time_to_first_token_range_milliseconds.min", ttft.get("min"))
@@ -239,8 +299,14 @@ def _row(where: str, at: str, m: Any, prec: str, model: str, device: str, profil
     # 128); a few figures were scaled off another prompt length, which the file does not give
     prompt = TTFT_PROMPT_TOKENS if low is None or high is None or abs(
         high / low * TTFT_PROMPT_TOKENS / ctx - 1) <= 0.01 else None
-    unit = str(m.get("desired_compute_unit") or "") or None
-    tools = tools if isinstance(tools, dict) else {}
+    unit = m.get("desired_compute_unit")
+    if unit is not None and not isinstance(unit, str):
+        raise ConfigError(f"{where}: {at}.desired_compute_unit: expected a name (npu, gpu), "
+                          f"got {_show(unit)}")
+    unit = clean(unit or "") or None
+    tools = {clean(str(k)): clean(str(v)) for k, v in tools.items()
+             if isinstance(v, (str, int, float)) and not isinstance(v, bool)} \
+        if isinstance(tools, dict) else {}
     settings = {
         "model_id": model_id, "profile_path": profile, "context_length": ctx,
         "desired_compute_unit": unit, "tool_versions": tools or None,
@@ -249,8 +315,14 @@ def _row(where: str, at: str, m: Any, prec: str, model: str, device: str, profil
                     f"not context / {TTFT_PROMPT_TOKENS})"),
         "ttft_ms_extrapolated": f"Qualcomm's scaling of ttft_ms to the {ctx}-token context, "
                                 "not measured",
+        "prefill_tok_s": PREFILL_NOTE,
         "chipset": dev.get("chipset_id"), "figures_of_chipset": dev.get("figures_of"),
     }
+    if status == "ok":
+        message = (f"Qualcomm's published figures: ttft_ms for a {prompt}-token prompt"
+                   if prompt else "Qualcomm's published figures: ttft_ms for a prompt length "
+                   "the file does not give") + "; prefill_tok_s is Qualcomm's own figure, " \
+            "not prompt / TTFT"
     copied = dev.get("figures_of")
     return imported_row(
         KIND, session_id="", model=model, framework=FRAMEWORK, precision=prec, device=device,

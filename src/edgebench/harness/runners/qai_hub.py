@@ -45,6 +45,9 @@ HUB_FORMATS = ("ONNX (.onnx, or a folder of one .onnx + one .data)", "TorchScrip
                "torch.export (.pt2)", "TFLite (.tflite)", "QNN context binary (.bin)",
                "QNN DLC (.dlc)", "AIMET ONNX (.aimet)")
 CALIBRATION_SAMPLES = 8
+MAX_CALIBRATION_SAMPLES = 10_000
+#: Options whose value is text passed on (a device name, a version, client options).
+TEXT_OPTIONS = ("hub_device", "qairt_version", "compile_options", "profile_options")
 TOKEN_HINT = ("no Qualcomm AI Hub API token is configured: get one at "
               "https://aihub.qualcomm.com (Account -> Settings) and run "
               "`qai-hub configure --api_token YOUR_TOKEN` (writes ~/.qai_hub/client.ini; "
@@ -140,6 +143,36 @@ def stage_onnx(artifact: Path, into: Path) -> Path:
     return dst
 
 
+def check_options(options: dict[str, Any], precision: str) -> dict[str, Any]:
+    """The run's suite options checked without the client or a token: ``target_runtime`` one
+    of :data:`TARGET_RUNTIMES`, ``quantize`` one of :data:`QUANTIZE` on the fp32 artifact only,
+    ``calibration_samples`` a positive integer, the others text. Returns the options.
+
+    Raises:
+        ConfigError: a bad value (the option named): a suite's mistake, never AI Hub's.
+    """
+    opts = dict(options)
+    runtime = opts.get("target_runtime", TARGET_RUNTIMES[0])
+    if runtime not in TARGET_RUNTIMES:
+        raise ConfigError(f"qai-hub option target_runtime {runtime!r}: one of "
+                          f"{', '.join(TARGET_RUNTIMES)}")
+    quantize = opts.get("quantize")
+    if quantize is not None and (quantize not in QUANTIZE or precision != "fp32"):
+        raise ConfigError(f"qai-hub option quantize {quantize!r}: one of "
+                          f"{', '.join(QUANTIZE)}, on the fp32 artifact only "
+                          f"(this run's precision is {precision})")
+    count = opts.get("calibration_samples")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int)
+                              or not 0 < count <= MAX_CALIBRATION_SAMPLES):
+        raise ConfigError(f"qai-hub option calibration_samples {count!r:.40}: a positive "
+                          f"integer of at most {MAX_CALIBRATION_SAMPLES:,}")
+    for name in TEXT_OPTIONS:
+        value = opts.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"qai-hub option {name} {value!r:.40}: expected text")
+    return opts
+
+
 class QaiHubRunner:
     """Qualcomm AI Hub: remote compile + profile of a QNN artifact (a RemoteProfile runner)."""
 
@@ -179,6 +212,7 @@ class QaiHubRunner:
             DeviceUnavailable: AI Hub has no such device.
             ConfigError: an artifact AI Hub cannot compile, or a bad option.
         """
+        opts = check_options(run.options, run.precision)  # a suite's mistake, token or not
         hub = _client_module()
         _config_or_raise(hub)
         n = sequence_length(run.artifact.path)
@@ -186,16 +220,8 @@ class QaiHubRunner:
             raise ConfigError(f"the qnn artifact is a static graph of N = {n} tokens: its "
                               f"latency is the TTFT of an {n}-token prompt, so a qai-hub run "
                               f"needs --prompt-tokens {n} (this one asks {run.prompt_tokens})")
-        opts = dict(run.options)
         runtime = opts.get("target_runtime", TARGET_RUNTIMES[0])
-        if runtime not in TARGET_RUNTIMES:
-            raise ConfigError(f"qai-hub option target_runtime {runtime!r}: one of "
-                              f"{', '.join(TARGET_RUNTIMES)}")
         quantize = opts.get("quantize")
-        if quantize is not None and (quantize not in QUANTIZE or run.precision != "fp32"):
-            raise ConfigError(f"qai-hub option quantize {quantize!r}: one of "
-                              f"{', '.join(QUANTIZE)}, on the fp32 artifact only "
-                              f"(this run's precision is {run.precision})")
         qairt = opts.get("qairt_version")
         compile_opts = " ".join(x for x in (f"--target_runtime {runtime}",
                                             f"--qairt_version {qairt}" if qairt else "",
@@ -262,7 +288,11 @@ class QaiHubRunner:
         ran = getattr(client.get_job(job.job_id), "device", None)  # the device AI Hub picked
         if ran is not None and ran.name:
             facts.update(device_name=ran.name, device_os=ran.os or facts["device_os"])
-        return mapping.columns({"graph": profile}, _facts(jobs, facts), run.prompt_tokens)
+        try:
+            return mapping.columns({"graph": profile}, _facts(jobs, facts), run.prompt_tokens)
+        except ConfigError as e:  # the service's profile, not the suite: the run failed
+            raise RunFailed(f"{mapping.SERVICE} returned a profile edgebench cannot use "
+                            f"(job {job.job_id}): {e}") from None
 
 
 def _facts(jobs: list, facts: dict, failure: str | None = None) -> mapping.JobFacts:
