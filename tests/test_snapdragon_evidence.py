@@ -125,7 +125,7 @@ def test_a_speed_row_of_another_model_says_so_and_precisions_are_not_mapped():
     table = {(r["model"], r["precision"]): r for r in
              present.evidence_rows(snapdragon.evidence(rows))}
     assert table[(GEMMA, "w4a16")]["speed"] == (
-        "decode 19.5 tok/s, TTFT 110 ms on Samsung Galaxy S25 (Family)")
+        "decode 19.5 tok/s, TTFT 110 ms (128-token prompt) on Samsung Galaxy S25 (Family)")
     assert table[(GEMMA, "w8a16")]["speed source"] == CLAIM
 
 

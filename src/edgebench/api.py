@@ -208,6 +208,26 @@ DEVICE_HINTS = {
 }
 
 
+def option_problem(run: PlannedRun) -> str | None:
+    """What is wrong with ``run``'s runtime options, where its runner module checks them
+    without its runtime (a module-level ``check_options(options, precision)``, e.g. qai-hub's,
+    whose options would otherwise be checked only once a token exists). None when fine."""
+    spec = FRAMEWORKS.get(run.framework)
+    if spec is None:
+        return None
+    import importlib
+
+    check = getattr(importlib.import_module(spec.target.partition(":")[0]), "check_options",
+                    None)
+    if check is None:
+        return None
+    try:
+        check(dict(run.options), run.precision)
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
 def unavailable_before_preparing(run: PlannedRun) -> str | None:
     """Why ``run`` cannot run here, found by probing its runner in this process before its
     artifact is prepared: for runners marked ``probe_first`` (a remote service without a
@@ -231,6 +251,8 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
          prompts: dict[tuple[str, int], list[int] | RunnerUnavailable]) -> RunRecord:
     if run.skip_reason is not None:
         return record_for(run, ctx, "skipped", run.skip_reason)
+    if (why := option_problem(run)) is not None:
+        return record_for(run, ctx, "error", why)
     if (why := unavailable_before_preparing(run)) is not None:
         return record_for(run, ctx, "unavailable", why)
     if run.prepare is not None:

@@ -171,7 +171,9 @@ def _speed_cell(line: Line) -> tuple[str, str]:
     cells = []
     for s in line.speed:
         bits = [f"decode {fmt(s.decode_tok_s)} tok/s" if s.decode_tok_s is not None else "",
-                f"TTFT {fmt(s.ttft_ms)} ms" if s.ttft_ms is not None else ""]
+                (f"TTFT {fmt(s.ttft_ms)} ms"
+                 + (f" ({s.prompt_tokens}-token prompt)" if s.prompt_tokens else ""))
+                if s.ttft_ms is not None else ""]
         cells.append((", ".join(b for b in bits if b) or "no figure") + f" on {s.device}")
     return "; ".join(cells), "; ".join(dict.fromkeys(
         f"{s.source} ({s.model} {s.precision})" for s in line.speed))

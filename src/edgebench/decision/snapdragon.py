@@ -71,6 +71,7 @@ class Speed:
     decode_tok_s: float | None
     ttft_ms: float | None
     source: str
+    prompt_tokens: int | None  # the prompt the TTFT is of
     whose: str  # "Qualcomm's figure", ...: for the note when the model differs
 
 
@@ -315,12 +316,16 @@ def _speed(r: _Row) -> Speed:
     else:
         fmt_ = timings.split(":", 1)[1]
         qualcomm = fmt_.startswith("qai-hub")
-        source = f"imported ({fmt_}): " + ("Qualcomm's published figure" if qualcomm
-                                           else "measured elsewhere") + f" on {where}"
-        whose = "Qualcomm's figure" if qualcomm else f"an imported {fmt_} figure"
+        hub = fmt_.startswith("ai-hub")
+        what = ("Qualcomm's published figure" if qualcomm else
+                "estimated by Qualcomm AI Hub" if hub else "measured elsewhere")
+        source = f"imported ({fmt_}): {what} on {where}"
+        whose = ("Qualcomm's figure" if qualcomm else "Qualcomm AI Hub's estimate" if hub
+                 else f"an imported {fmt_} figure")
+    prompt = compare.value(r, "prompt_tokens")
     return Speed(str(compare.value(r, "model")), fw, str(compare.value(r, "precision")), where,
                  timings, compare.value(r, "decode_tok_s"), compare.value(r, "ttft_ms"), source,
-                 whose)
+                 int(prompt) if prompt else None, whose)
 
 
 def _attach(lines: list[Line], speeds: list[Speed]) -> list[Line]:
