@@ -161,7 +161,7 @@ def test_measure_bandwidth_tiny_buffer():
     assert bw.method == "numpy copy 1 MiB x2, best, 2 threads (read+write bytes)"
 
 
-def test_bandwidth_is_cached_per_machine_and_threads(tmp_path):
+def test_bandwidth_is_cached_per_machine_and_threads(tmp_path, quiet):
     calls = []
 
     def fake(threads):
@@ -169,12 +169,13 @@ def test_bandwidth_is_cached_per_machine_and_threads(tmp_path):
         return roofline.Bandwidth(10.0 * threads, f"fake {threads}", "2026-01-01", threads)
 
     got = roofline.machine_bandwidth(2, tmp_path, machine="m1", measure=fake)
-    assert (got.gbs, got.method, calls) == (20.0, "fake 2", [2])
+    # one thread and the run's two are measured; the best is the machine's figure
+    assert (got.gbs, got.method, got.threads, calls) == (20.0, "fake 2", 2, [1, 2])
     assert roofline.machine_bandwidth(2, tmp_path, machine="m1", measure=fake).gbs == 20.0
-    assert calls == [2]  # cached
+    assert calls == [1, 2]  # cached
     roofline.machine_bandwidth(1, tmp_path, machine="m1", measure=fake)
     roofline.machine_bandwidth(2, tmp_path, machine="m2", measure=fake)
-    assert calls == [2, 1, 2]  # another thread count, another machine: measured
+    assert calls == [1, 2, 1, 1, 2]  # another thread count, another machine: measured
     hit = roofline.cached_bandwidth(tmp_path, machine="m1")
     assert hit["gbs"] == 20.0 and hit["threads"] == 2 and hit["method"] == "fake 2"
     assert hit["measured_at"] == "2026-01-01" and hit["machine_id"] == "m1"
@@ -184,10 +185,55 @@ def test_bandwidth_is_cached_per_machine_and_threads(tmp_path):
     (tmp_path / "bandwidth" / "m1.json").write_text("{not json")
     assert roofline.cached_bandwidth(tmp_path, machine="m1") is None  # damaged: measured again
     roofline.machine_bandwidth(2, tmp_path, machine="m1", measure=fake)
-    assert calls == [2, 1, 2, 2]
+    assert calls == [1, 2, 1, 1, 2, 1, 2]
 
 
-def test_sweep_bandwidth_measures_lazily_and_only_for_cpu_rows(tmp_path):
+def test_one_thread_can_be_the_machines_best_and_a_busy_measurement_is_never_cached(
+        tmp_path, monkeypatch, quiet):
+    from edgebench.harness import busy
+
+    def fake(threads):  # a VM where two copying threads are slower than one
+        return roofline.Bandwidth({1: 30.0, 2: 25.0}[threads], f"fake {threads}", "t", threads)
+
+    got = roofline.machine_bandwidth(2, tmp_path, machine="vm", measure=fake)
+    assert (got.gbs, got.method, got.threads) == (30.0, "fake 1", 2)
+
+    class Busy:
+        def start(self):
+            return self
+
+        def stop(self):
+            pass
+
+        def columns(self):
+            return {"machine_busy": True}
+
+    monkeypatch.setattr(busy, "NoiseProbe", Busy)
+    got = roofline.machine_bandwidth(4, tmp_path, machine="vm",
+                                     measure=lambda t: roofline.Bandwidth(9.0, "fake", "t", t))
+    assert got.gbs == 9.0 and got.method.endswith("(machine busy: not cached)")
+    assert roofline.cached_bandwidth(tmp_path, threads=4, machine="vm") is None
+
+
+class _Quiet:  # busy.NoiseProbe on a quiet machine, whatever this one is doing
+    def start(self):
+        return self
+
+    def stop(self):
+        pass
+
+    def columns(self):
+        return {"machine_busy": False}
+
+
+@pytest.fixture
+def quiet(monkeypatch):
+    from edgebench.harness import busy
+
+    monkeypatch.setattr(busy, "NoiseProbe", _Quiet)
+
+
+def test_sweep_bandwidth_measures_lazily_and_only_for_cpu_rows(tmp_path, quiet):
     calls = []
     sweep = roofline.SweepBandwidth(None, tmp_path, measure=lambda t: calls.append(t) or
                                     roofline.Bandwidth(5.0, "fake", None, t))
