@@ -262,13 +262,15 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
             return record_for(run, ctx, "unavailable", f"cannot prepare {run.prepare}: {e}")
         except EdgebenchError as e:
             return record_for(run, ctx, "error", f"preparing {run.prepare} failed: {e}")
-    key = (run.model_sha256, run.prompt_tokens)
+    # depth + prompt is one continuous text: the first `depth` IDs fill the KV cache, the next
+    # `prompt_tokens` are the measured prompt (at depth 0, exactly the IDs of before)
+    key = (run.model_sha256, run.depth + run.prompt_tokens)
     failed = (run.model_sha256, None)  # a tokenizer that cannot work fails every length
     if key not in prompts and failed not in prompts:
         try:  # the model's own tokenizer, from its source: the same IDs for every runtime
             source = prepare_mod.source_of(resolve_model(run.model_ref, cache)).path \
                 if run.model_ref else run.artifact.path
-            prompts[key] = prompt_ids(run.model_sha256, source, run.prompt_tokens, cache)
+            prompts[key] = prompt_ids(run.model_sha256, source, key[1], cache)
         except Exception as e:  # any failure is this model's rows, never the sweep's end
             # too few IDs for this length (or no memory for it): another length may work;
             # anything else (no vocabulary, a tokenizer that does not load): asked once
@@ -280,6 +282,8 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
         why = str(ids) if isinstance(ids, EdgebenchError) else f"{type(ids).__name__}: {ids}"
         return record_for(run, ctx, "error", f"cannot tokenize the prompt of {run.model}: "
                                              f"{' '.join(why.split())}")
+    run = replace(run, prefix_ids=tuple(ids[:run.depth]))
+    ids = ids[run.depth:]
     if run.sustain_s:  # continuous generation for the duration: the timeout grows with it
         from edgebench.harness.sustain_run import measure_sustained
 

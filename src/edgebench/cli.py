@@ -37,6 +37,8 @@ _OVERRIDES = (
     ("--prompt-tokens", "prompt_tokens", int, "Prompt length in tokens; repeatable."),
     ("--new-tokens", "new_tokens", int, "Tokens to generate; repeatable."),
     ("--threads", "threads", str, "CPU threads (a number or 'auto'); repeatable."),
+    ("--depth", "depths", int, "Tokens already in the KV cache (filled untimed) before the "
+                               "measured prompt; repeatable (default 0)."),
 )
 
 
@@ -298,7 +300,7 @@ def plan(suite, fmt, cache_dir, **kw):
     df = pd.DataFrame([{
         "run_key": r.run_key, "model": r.model, "framework": r.framework,
         "precision": r.precision, "device": r.device, "threads": r.threads,
-        "prompt_tokens": r.prompt_tokens, "new_tokens": r.new_tokens,
+        "prompt_tokens": r.prompt_tokens, "new_tokens": r.new_tokens, "depth": r.depth,
         "repetitions": r.repetitions, "warmup": r.warmup,
         "status": "skipped" if r.skip_reason else "planned",
         "reason": r.skip_reason or (f"will prepare {r.prepare}" if r.prepare else ""),

@@ -52,14 +52,20 @@ REFERENCES = ("llama-cpp:f16", "ort-genai:fp32", "openvino:fp16")
 def quality_runs(suite: Suite, cache: Path) -> list[PlannedRun]:
     """The suite's cells, one per model x framework x precision x device x threads x options
     (prompt and token-count axes do not apply to quality)."""
-    seen, out = set(), []
+    cells: dict[tuple, PlannedRun] = {}
     for run in api.plan(suite, cache):
         key = (run.model_ref, run.framework, run.precision, run.device, run.threads,
                run.options_json)
-        if key not in seen:
-            seen.add(key)
-            out.append(run)
-    return out
+        plain = run.depth == 0 and run.sustain_s is None
+        if key not in cells or (plain and not _plain(cells[key])):
+            cells[key] = run  # a depth-0, non-sustained cell stands for the others
+    # depth and sustain are workload axes: perplexity is scored on the corpus, at neither
+    return [run if _plain(run) else dataclasses.replace(run, depth=0, sustain_s=None)
+            for run in cells.values()]
+
+
+def _plain(run: PlannedRun) -> bool:
+    return run.depth == 0 and run.sustain_s is None
 
 
 def _context_length(source: Path) -> int | None:

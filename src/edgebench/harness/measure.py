@@ -61,7 +61,7 @@ def record_for(run: PlannedRun, ctx: RunContext, status: str, message: str | Non
         if run.precision in NOMINAL_BITS else None,
         prompt_ids_sha256=ids_sha256(run.prompt_ids) if run.prompt_ids else None,
         repetitions=run.repetitions, warmup=run.warmup, cooldown_s=run.cooldown_s,
-        timeout_s=run.timeout_s, sustain_s=run.sustain_s,
+        timeout_s=run.timeout_s, sustain_s=run.sustain_s, depth=run.depth,
         cpu_model=fp.cpu_model, cpu_flags=fp.cpu_flags,
         cpu_cores_physical=fp.cpu_cores_physical, cpu_cores_logical=fp.cpu_cores_logical,
         ram_total_mb=fp.ram_total_mb, os=fp.os, python_version=fp.python_version,
@@ -208,6 +208,18 @@ def close_quietly(runner) -> None:
             pass
 
 
+def context_fill(run: PlannedRun) -> dict:
+    """The keyword that has the runner fill the KV cache with ``run.prefix_ids`` (untimed)
+    before the timed prompt: empty at depth 0, so the call is exactly the one of before.
+
+    Raises:
+        ConfigError: the run carries a prefix of another length than its depth.
+    """
+    if len(run.prefix_ids) != run.depth:
+        raise ConfigError(f"run has {len(run.prefix_ids)} depth IDs, expected {run.depth}")
+    return {"prefix_ids": list(run.prefix_ids)} if run.depth else {}
+
+
 def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
     """Measure ``run`` in this process and return its row (never raises for runtime failures).
 
@@ -234,15 +246,16 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
             raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
                               f"expected {run.prompt_tokens}")
         prompt = list(run.prompt_ids)
+        fill = context_fill(run)  # the depth prefix, evaluated before t0 of every generate
         energy = EnergyRecorder.for_device(run.device)
         baseline_mb = memory.tree_rss(psutil.Process()) / memory.MB
         with memory.RssSampler() as mem:
             load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
-                               context_tokens=run.prompt_tokens + run.new_tokens)
+                               context_tokens=run.depth + run.prompt_tokens + run.new_tokens)
             energy.idle()  # idle power with the model loaded; no meter: no delay
             warm = None
             for _ in range(run.warmup):
-                warm = runner.generate(prompt, run.new_tokens)
+                warm = runner.generate(prompt, run.new_tokens, **fill)
             timelines = []
             before = telemetry.snapshot("before")  # frequency, temperature: off the clock
             energy.begin(warm)
@@ -251,7 +264,7 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
                     if i and run.cooldown_s:
                         time.sleep(run.cooldown_s)
                     energy.before()
-                    tl = runner.generate(prompt, run.new_tokens)
+                    tl = runner.generate(prompt, run.new_tokens, **fill)
                     energy.after()
                     mem.sample()
                     if len(tl.token_ns) != run.new_tokens:

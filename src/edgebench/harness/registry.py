@@ -44,6 +44,12 @@ class FrameworkSpec:
     #: whose probe is cheap and decides everything (a remote service without a token gives its
     #: ``unavailable`` row at once, not after minutes of export and quantization).
     probe_first: bool = False
+    #: Why the runner cannot fill the KV cache before a measured prompt (the ``depths`` axis):
+    #: cells with a depth above 0 are planned as ``skipped`` rows with this reason; None: it can.
+    no_depth: str | None = None
+    #: The suite option that caps the tokens a run may hold (llama.cpp's ``n_ctx``): a cell
+    #: whose depth + prompt + new tokens exceed a value set there is planned as ``skipped``.
+    context_option: str | None = None
 
 
 FRAMEWORKS: dict[str, FrameworkSpec] = {
@@ -61,6 +67,7 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             package="llama-cpp-python",
             options=("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "flash_attn", "use_mmap",
                      "use_mlock", "offload_kqv", "type_k", "type_v", "seed"),
+            context_option="n_ctx",
         ),
         FrameworkSpec(
             name="ort-genai",
@@ -80,6 +87,10 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             precisions=("fp32", "fp16", "int8", "int4"), devices=("cpu", "gpu", "npu"),
             description="OpenVINO GenAI (IR with NNCF weight compression)",
             package="openvino-genai",
+            no_depth="openvino-genai's LLMPipeline has no call that fills the KV cache without "
+                     "generating (its API: generate, start_chat, finish_chat); a cache is reused "
+                     "only by prefix caching or chat mode, which would also serve the timed "
+                     "prompt from cache or add generated tokens to the prefix",
         ),
         FrameworkSpec(
             name="mlx",
@@ -97,6 +108,8 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             precisions=("fp32", "w8a16", "w8a8"), devices=("htp", "htp-simulator"),
             description="ONNX Runtime + Qualcomm QNN EP, Hexagon NPU (HTP; simulator on x86-64)",
             package="onnxruntime-qnn",
+            no_depth="the QNN artifact is a static graph of a fixed sequence length without a "
+                     "KV cache: there is no cache to fill before the prompt",
             # QNN provider options passed through, and edgebench's cpu_fallback (default off)
             options=("cpu_fallback", "htp_arch", "soc_model", "htp_performance_mode",
                      "enable_htp_fp16_precision", "htp_graph_finalization_optimization_mode",
@@ -115,6 +128,8 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             options=("hub_device", "target_runtime", "quantize", "calibration_samples",
                      "qairt_version", "compile_options", "profile_options"),
             probe_first=True,  # reads the client's token file: no network, no runtime
+            no_depth="Qualcomm AI Hub profiles the graph remotely: it takes no KV cache filled "
+                     "before the prompt",
         ),
     )
 }

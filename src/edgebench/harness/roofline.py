@@ -429,8 +429,10 @@ def with_bytes(row, artifact=None) -> Any:
     if not weights.total or arch is None:
         return row
     k, v = kv_element_bytes(row.framework, row.device, opts if isinstance(opts, dict) else {})
+    # the cache a decode step attends to holds the depth too (filled before the prompt)
+    context = (getattr(row, "depth", None) or 0) + row.prompt_tokens
     return replace(row, bytes_per_token=bytes_per_token(
-        weights, arch, row.prompt_tokens, row.new_tokens, k_bytes=k, v_bytes=v))
+        weights, arch, context, row.new_tokens, k_bytes=k, v_bytes=v))
 
 
 def applies(row, declared: bool) -> bool:

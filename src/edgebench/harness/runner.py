@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -72,7 +73,8 @@ class Runner(Protocol):
         """Load ``artifact`` on ``device`` with ``threads`` CPU threads.
 
         ``options`` are the suite's runtime-specific settings, passed through as given;
-        ``context_tokens`` is the longest sequence (prompt + new tokens) the run will need.
+        ``context_tokens`` is the longest sequence (depth + prompt + new tokens) the run will
+        need.
         ``logits_only``: the caller will only call :meth:`logits` (quality runs), so load in
         the form that serves logits (e.g. llama.cpp with ``logits_all``), once, here, before
         any clock, and hold one copy of the model.
@@ -86,10 +88,17 @@ class Runner(Protocol):
         """Token IDs of ``text`` with the model's own tokenizer, BOS included."""
         ...
 
-    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+    def generate(self, prompt_ids: list[int], max_new_tokens: int,
+                 prefix_ids: Sequence[int] = ()) -> TokenTimeline:
         """Greedy generation of exactly ``max_new_tokens`` tokens from ``prompt_ids``.
 
         The prompt is processed in full on every call (no prefix reuse between calls).
+        ``prefix_ids`` (the ``depth`` axis): evaluated into an emptied KV cache first, untimed
+        (before ``t0``), then the timed prompt is appended to it, so the generation equals
+        that of the one prompt ``prefix_ids + prompt_ids``; ``()`` is exactly the call without
+        it. ``TokenTimeline.prompt_tokens`` stays ``len(prompt_ids)``. A runtime that cannot
+        fill a cache this way raises ``RunFailed`` saying so (its ``FrameworkSpec.no_depth``
+        makes the planner skip such cells first).
         """
         ...
 

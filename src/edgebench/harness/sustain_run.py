@@ -24,6 +24,7 @@ from edgebench.harness.measure import (
     RunContext,
     _with_metrics,
     close_quietly,
+    context_fill,
     failed_row,
     now,
     record_for,
@@ -58,17 +59,18 @@ def measure_sustained(run: PlannedRun, ctx: RunContext) -> RunRecord:
             raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
                               f"expected {run.prompt_tokens}")
         prompt = list(run.prompt_ids)
+        fill = context_fill(run)  # the depth prefix, filled untimed before each generate
         baseline_mb = memory.tree_rss(psutil.Process()) / memory.MB
         t_end, tok_s, freq, temp, timelines = [], [], [], [], []
         with memory.RssSampler() as mem:
             load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
-                               context_tokens=run.prompt_tokens + run.new_tokens)
+                               context_tokens=run.depth + run.prompt_tokens + run.new_tokens)
             for _ in range(run.warmup):
-                runner.generate(prompt, run.new_tokens)
+                runner.generate(prompt, run.new_tokens, **fill)
             t0 = time.perf_counter_ns()
             while True:
                 with mem.off_the_clock():
-                    tl = runner.generate(prompt, run.new_tokens)
+                    tl = runner.generate(prompt, run.new_tokens, **fill)
                 if len(tl.token_ns) != run.new_tokens:
                     raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
                                          f"asked for {run.new_tokens}")

@@ -16,15 +16,16 @@ import pyarrow as pa
 from edgebench.harness.metrics import TIMING_METRICS
 
 #: Bumped whenever a column changes meaning, type or name. Checked on every read.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: Older versions this one reads: their files lack only columns added since (read as null).
 #: v2 added ``kind`` and the quality columns; v3 the validity columns (flags, machine_busy,
 #: launches, the kernel's memory figures, runtime cross-checks, the KLD floor); v4 the
 #: per-chunk quality values that paired comparisons resample (``chunk_nll``, ``chunk_kld``);
 #: v5 where an accelerator execution provider ran the graph (``accel_nodes``, ``cpu_nodes``);
 #: v6 numbers from elsewhere (``source``, ``job_ids``, ``gpu_nodes``, ``peak_mem_range_mb``,
-#: ``ttft_ms_extrapolated``); v7 energy net of idle, telemetry, the roofline and sustained runs.
-UPGRADABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+#: ``ttft_ms_extrapolated``); v7 energy net of idle, telemetry, the roofline and sustained runs;
+#: v8 the context-depth axis (``depth``: tokens in the KV cache before the measured prompt).
+UPGRADABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 KINDS = ("speed", "quality")
 
 STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
@@ -37,7 +38,7 @@ IDENTITY_FIELDS = (
 #: axis at its default is left out of the hash, so adding one (e.g. a context depth or a KV
 #: cache type) keeps every existing run_key: ``gate`` and ``--resume`` still match old rows.
 #: ``tests/test_run_key_stability.py`` checks this against a committed v2 row.
-LATER_IDENTITY_DEFAULTS: dict[str, Any] = {"sustain_s": None}
+LATER_IDENTITY_DEFAULTS: dict[str, Any] = {"sustain_s": None, "depth": 0}
 
 
 def run_key(identity: dict[str, Any]) -> str:
@@ -244,6 +245,9 @@ _OPTIONAL: dict[str, Any] = {
     "first_minute_tok_s": float | None,
     "steady_tok_s": float | None,  # median of the last 20 % of windows
     "throttle_onset_s": float | None,  # null: no throttling seen
+    # --- v8: context depth: tokens already in the KV cache (filled untimed before each
+    # repetition) when the measured prompt starts; null in older rows means 0
+    "depth": int | None,
 }
 
 RunRecord = dataclasses.make_dataclass(

@@ -43,6 +43,12 @@ class PlannedRun:
     note: str | None = field(default=None, compare=False)  # e.g. why --resume measures again
     #: seconds of continuous generation (a sustained run), None for the usual repetitions
     sustain_s: float | None = None
+    #: tokens already in the KV cache when the measured prompt starts, filled untimed before
+    #: each repetition (part of the identity; 0 hashes as rows made before the axis existed)
+    depth: int = 0
+    #: the ``depth`` IDs evaluated into the KV cache before the prompt: the start of the same
+    #: text whose next ``prompt_tokens`` IDs are ``prompt_ids``
+    prefix_ids: tuple[int, ...] = field(default=(), compare=False)
 
     @property
     def options_json(self) -> str:
@@ -55,7 +61,7 @@ class PlannedRun:
             "precision": self.precision, "device": self.device,
             "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
             "threads": self.threads, "options": self.options_json,
-            "sustain_s": self.sustain_s,
+            "sustain_s": self.sustain_s, "depth": self.depth,
         }
 
     @property
@@ -111,34 +117,89 @@ def tokenizer_problem(model: ResolvedModel) -> str | None:
     return None
 
 
+def context_length(model: ResolvedModel) -> int | None:
+    """The model's context length in tokens, from its source: a GGUF's ``context_length``, a
+    checkpoint's ``max_position_embeddings``; None when unknown (no limit is checked)."""
+    from edgebench.harness import prepare as prepare_mod
+    from edgebench.models.gguf_file import read_gguf
+    from edgebench.models.hf_config import read_hf_config
+
+    try:
+        source = prepare_mod.source_of(model).path
+        if source.is_dir():
+            cfg = read_hf_config(source)
+            cfg = cfg.get("text_config") or cfg
+            n = cfg.get("max_position_embeddings")
+        else:
+            n = read_gguf(source).context_length
+    except (EdgebenchError, OSError, ValueError, AttributeError):
+        return None  # the tokenizer check names a source that cannot be read
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
+def context_problem(depth: int, prompt: int, new: int, limit: int | None,
+                    name: str) -> str | None:
+    """Why ``depth + prompt + new`` tokens do not fit the model's context, naming the limit."""
+    if limit is None or depth + prompt + new <= limit:
+        return None
+    return (f"depth {depth} + prompt {prompt} + new {new} = {depth + prompt + new:,} tokens "
+            f"exceed {name}'s context length of {limit:,} tokens")
+
+
+def option_problem(depth: int, prompt: int, new: int, option: str | None,
+                   options: Mapping[str, Any]) -> str | None:
+    """Why ``depth + prompt + new`` tokens do not fit the runtime's context option (the suite
+    set llama.cpp's ``n_ctx`` lower), naming the option and its value."""
+    cap = options.get(option) if option else None
+    if not isinstance(cap, int) or isinstance(cap, bool) or depth + prompt + new <= cap:
+        return None
+    return (f"depth {depth} + prompt {prompt} + new {new} = {depth + prompt + new:,} tokens "
+            f"exceed the suite's {option} of {cap:,}: raise {option} in the suite's options")
+
+
 def expand(suite: Suite, resolve: Callable[[str], ResolvedModel]) -> list[PlannedRun]:
     """Planned runs of a suite, in a deterministic order.
 
     Combinations a framework cannot run (precision, device), whose artifact is absent or
     known not to load (``Artifact.problem``), or whose model's prompt cannot be tokenized
     (:func:`tokenizer_problem`) become runs with ``skip_reason`` set, so they land in the
-    store as ``skipped`` rows while the sweep runs the other models.
+    store as ``skipped`` rows while the sweep runs the other models. So do cells whose depth +
+    prompt + new tokens exceed the model's context length (:func:`context_length`, named in
+    the reason), and cells with a depth above 0 on a runtime that cannot fill its KV cache
+    before the prompt (``FrameworkSpec.no_depth``).
     """
     models: dict[str, ResolvedModel] = {}
     problems: dict[str, str | None] = {}
+    limits: dict[str, int | None] = {}
     runs = []
     for c in cells(suite):
         if c["model"] not in models:
             models[c["model"]] = resolve(c["model"])
             problems[c["model"]] = tokenizer_problem(models[c["model"]])
+            limits[c["model"]] = context_length(models[c["model"]])
         model = models[c["model"]]
         spec = FRAMEWORKS[c["framework"]]
         threads = auto_threads() if c["threads"] == "auto" else int(c["threads"])
         artifact = model.artifact(spec.artifact_format, c["precision"])
         reason, prepare = None, None
+        depth = c.get("depth", 0)
+        options = dict(suite.options.get(spec.name, {}))
+        too_long = context_problem(depth, c["prompt_tokens"], c["new_tokens"],
+                                   limits[c["model"]], model.name) \
+            or option_problem(depth, c["prompt_tokens"], c["new_tokens"], spec.context_option,
+                              options)
         if c["precision"] not in spec.precisions:
             reason = (f"{spec.name} does not run precision {c['precision']} "
                       f"(it runs {', '.join(spec.precisions)})")
         elif c["device"] not in spec.devices:
             reason = (f"{spec.name} has no device {c['device']} "
                       f"(it has {', '.join(spec.devices)})")
+        elif depth and spec.no_depth:
+            reason = f"{spec.name} cannot measure at depth {depth}: {spec.no_depth}"
         elif problems[c["model"]]:
             reason = problems[c["model"]]
+        elif too_long:
+            reason = too_long
         elif artifact is None and (spec.artifact_format, c["precision"]) in model.preparable:
             prepare = f"{spec.artifact_format}:{c['precision']}"
         elif artifact is None:
@@ -152,10 +213,10 @@ def expand(suite: Suite, resolve: Callable[[str], ResolvedModel]) -> list[Planne
             framework=spec.name,
             precision=c["precision"], device=c["device"], prompt_tokens=c["prompt_tokens"],
             new_tokens=c["new_tokens"], threads=threads,
-            options=dict(suite.options.get(spec.name, {})), suite=suite.name,
+            options=options, suite=suite.name,
             repetitions=suite.repetitions, warmup=suite.warmup, cooldown_s=suite.cooldown_s,
             timeout_s=suite.timeout_s, artifact=artifact, skip_reason=reason, prepare=prepare,
-            sustain_s=c.get("sustain", suite.sustain),
+            sustain_s=c.get("sustain", suite.sustain), depth=depth,
         ))
     return runs
 

@@ -9,6 +9,8 @@ what was expected, e.g. ``suite.yaml: include[0].threads: expected a positive in
 Bounds (values land in the store's int64 columns and drive loops and timers):
 
 - ``prompt_tokens``, ``new_tokens``: 1 to ``MAX_TOKENS`` (1,048,576)
+- ``depths`` (tokens already in the KV cache when the measured prompt starts): 0 to
+  ``MAX_TOKENS``
 - ``threads``: 1 to ``MAX_THREADS`` (4096), or ``auto``
 - ``repetitions``: 1 to ``MAX_REPETITIONS`` (10,000); ``warmup``: 0 to 10,000
 - ``quality_chunks``: 1 to ``MAX_QUALITY_CHUNKS`` (10,000)
@@ -51,7 +53,7 @@ FLAGS = {
     "models": "--model", "frameworks": "--framework", "precisions": "--precision",
     "devices": "--device", "prompt_tokens": "--prompt-tokens", "new_tokens": "--new-tokens",
     "threads": "--threads", "repetitions": "--repetitions", "warmup": "--warmup",
-    "sustain": "--sustain",
+    "sustain": "--sustain", "depths": "--depth",
 }
 
 
@@ -72,6 +74,9 @@ class Suite:
     prompt_tokens: tuple[int, ...] = (64,)
     new_tokens: tuple[int, ...] = (64,)
     threads: tuple[int | str, ...] = ("auto",)
+    #: tokens already in the KV cache (filled untimed before each repetition) when the
+    #: measured prompt starts; 0: an empty cache, as before the axis existed
+    depths: tuple[int, ...] = (0,)
     repetitions: int = 5
     warmup: int = 1
     #: seconds of rest before each timed repetition after the first (in the measuring child)

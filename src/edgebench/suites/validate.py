@@ -26,12 +26,13 @@ from edgebench.errors import ConfigError
 from edgebench.harness.registry import DEVICES, FRAMEWORKS, PRECISIONS, check_name, suggest
 
 #: Axes a suite sweeps (each a list; a scalar in YAML means a list of one).
-AXES = ("models", "frameworks", "precisions", "devices", "prompt_tokens", "new_tokens", "threads")
+AXES = ("models", "frameworks", "precisions", "devices", "prompt_tokens", "new_tokens", "threads",
+        "depths")
 #: Singular names of the axes, as used in include/exclude entries and run identities.
 AXIS_KEYS = {
     "models": "model", "frameworks": "framework", "precisions": "precision",
     "devices": "device", "prompt_tokens": "prompt_tokens", "new_tokens": "new_tokens",
-    "threads": "threads",
+    "threads": "threads", "depths": "depth",
 }
 
 MAX_TOKENS = 1_048_576
@@ -183,6 +184,8 @@ _check_precision = _known("precision", PRECISIONS)
 _check_device = _known("device", DEVICES)
 _check_tokens = _integer(1, MAX_TOKENS)
 _check_threads = _integer(1, MAX_THREADS, also="auto")
+#: tokens in the KV cache before the measured prompt (0: none), bounded like the lengths
+_check_depth = _integer(0, MAX_TOKENS)
 
 #: axis -> (check of one value, what one value is)
 _AXIS_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
@@ -193,6 +196,7 @@ _AXIS_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "prompt_tokens": (_check_tokens, "a positive integer"),
     "new_tokens": (_check_tokens, "a positive integer"),
     "threads": (_check_threads, "a positive integer or 'auto'"),
+    "depths": (_check_depth, "an integer of 0 or more"),
 }
 
 
@@ -295,6 +299,7 @@ class _Entry(BaseModel):
     prompt_tokens: Annotated[Any, PlainValidator(_check_tokens)] = _UNSET
     new_tokens: Annotated[Any, PlainValidator(_check_tokens)] = _UNSET
     threads: Annotated[Any, PlainValidator(_check_threads)] = _UNSET
+    depth: Annotated[Any, PlainValidator(_check_depth)] = _UNSET
     sustain: Annotated[Any, PlainValidator(_check_sustain)] = _UNSET
 
 
@@ -343,6 +348,7 @@ class _SuiteModel(BaseModel):
     prompt_tokens: _axis("prompt_tokens")
     new_tokens: _axis("new_tokens")
     threads: _axis("threads")
+    depths: _axis("depths")
     repetitions: Annotated[Any, PlainValidator(_integer(1, MAX_REPETITIONS))]
     warmup: Annotated[Any, PlainValidator(_integer(0, MAX_WARMUP))]
     cooldown_s: Annotated[Any, PlainValidator(_seconds(False, MAX_COOLDOWN_S))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ class LlamaCppRunner:
         }
         if kwargs["n_ctx"] < context_tokens:
             raise ConfigError(f"n_ctx {kwargs['n_ctx']} is smaller than the {context_tokens} "
-                              "tokens this run needs (prompt + new tokens)")
+                              "tokens this run needs (depth + prompt + new tokens)")
         self._load_args = dict(model_path=str(artifact), n_threads=threads,
                                n_threads_batch=threads, verbose=False, **kwargs)
         if logits_only:  # logits_all fixes the scores buffer's size: load that way, once
@@ -93,13 +94,20 @@ class LlamaCppRunner:
     def tokenize(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode(), add_bos=True, special=False))
 
-    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+    def generate(self, prompt_ids: list[int], max_new_tokens: int,
+                 prefix_ids: Sequence[int] = ()) -> TokenTimeline:
         llm = self._llm
         llm.reset()  # n_tokens = 0: no prefix reuse, the full prompt is evaluated every call
+        if prefix_ids:  # the depth, before the clock: eval() decodes it into the KV cache
+            llm.eval(list(prefix_ids))
         stamps: list[int] = []
         ids: list[int] = []
         clock = time.perf_counter_ns
-        gen = llm.generate(prompt_ids, temp=0.0, top_k=1, repeat_penalty=1.0, reset=True)
+        # reset=False after a prefix: Llama.generate then skips both its prefix-match lookup and
+        # its reset, evaluates the prompt after the n_tokens already cached and samples from its
+        # last position (sample_idx = n_tokens + len(prompt) - 1)
+        gen = llm.generate(prompt_ids, temp=0.0, top_k=1, repeat_penalty=1.0,
+                           reset=not prefix_ids)
         t0 = clock()
         for token in gen:  # EOS does not stop the loop: exactly max_new_tokens, like llama-bench
             stamps.append(clock())

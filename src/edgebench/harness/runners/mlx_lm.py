@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,8 @@ class MlxLmRunner:
     def tokenize(self, text: str) -> list[int]:
         raise NotImplementedError("edgebench feeds prepared token IDs to mlx")
 
-    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+    def generate(self, prompt_ids: list[int], max_new_tokens: int,
+                 prefix_ids: Sequence[int] = ()) -> TokenTimeline:
         mx, _ = _import()
         from mlx_lm.generate import generate_step
         from mlx_lm.sample_utils import make_sampler
@@ -147,18 +149,36 @@ class MlxLmRunner:
         clock = time.perf_counter_ns
         stamps, ids = [], []
         prompt = mx.array(prompt_ids)
+        options = dict(self._options)
+        if prefix_ids:  # the depth, before the clock
+            options["prompt_cache"] = self._filled_cache(mx, list(prefix_ids))
         mx.synchronize(self._stream)  # nothing queued earlier may run inside this call's clock
         mx.synchronize()
         try:
             t0 = clock()
             for token, _ in generate_step(prompt, self._model, stream=self._stream,
                                           max_tokens=max_new_tokens, sampler=sampler,
-                                          **self._options):
+                                          **options):
                 stamps.append(clock())
                 ids.append(int(token))
         finally:
             mx.synchronize(self._stream)  # the step generate_step queued past the last token
         return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
+
+    def _filled_cache(self, mx, prefix: list[int]):
+        """A prompt cache (``mlx_lm.models.cache.make_prompt_cache``) holding ``prefix``: forward
+        passes in chunks of ``prefill_step_size``, each evaluated, as ``generate_step`` fills
+        its own cache from a prompt; ``generate_step(prompt_cache=...)`` then appends to it."""
+        from mlx_lm.models.cache import make_prompt_cache
+
+        cache = make_prompt_cache(self._model)
+        step = int(self._options.get("prefill_step_size", 2048))
+        ids = mx.array(prefix)
+        with mx.stream(self._stream):
+            for i in range(0, len(prefix), step):
+                self._model(ids[i:i + step][None], cache=cache)
+                mx.eval([c.state for c in cache])
+        return cache
 
     def logits(self, token_ids: list[int]):
         import numpy as np

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,17 +86,20 @@ class OrtGenAIRunner:
         ids = list(og.Tokenizer(self._model).encode(text))
         return ids  # note: og's encode adds no BOS; edgebench feeds prepared IDs instead
 
-    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+    def generate(self, prompt_ids: list[int], max_new_tokens: int,
+                 prefix_ids: Sequence[int] = ()) -> TokenTimeline:
         og = _import()
-        total = len(prompt_ids) + max_new_tokens
+        total = len(prefix_ids) + len(prompt_ids) + max_new_tokens
         params = og.GeneratorParams(self._model)
         params.set_search_options(do_sample=False, max_length=max(total, self._max_length),
                                   min_length=total)  # min_length: EOS does not stop the run
         gen = og.Generator(self._model, params)
+        if prefix_ids:  # the depth, before the clock: a first append_tokens fills the KV cache
+            gen.append_tokens(list(prefix_ids))
         clock = time.perf_counter_ns
         stamps, ids = [], []
         t0 = clock()
-        gen.append_tokens(prompt_ids)  # the prefill runs here
+        gen.append_tokens(prompt_ids)  # the prefill runs here (after the depth, if any)
         while len(ids) < max_new_tokens:
             gen.generate_next_token()
             ids.append(int(gen.get_next_tokens()[0]))

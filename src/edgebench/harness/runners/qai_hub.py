@@ -187,7 +187,8 @@ class QaiHubRunner:
     def tokenize(self, text: str) -> list[int]:
         raise RunFailed(self.REMOTE)
 
-    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+    def generate(self, prompt_ids: list[int], max_new_tokens: int,
+                 prefix_ids: Any = ()) -> TokenTimeline:
         raise RunFailed(self.REMOTE)
 
     def logits(self, token_ids: list[int]) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,8 +237,12 @@ class QnnRunner:
         out = self._sess.run(None, feed)[0]
         return np.asarray(out, dtype=np.float32).reshape(self._n, -1)[:n]
 
-    def generate(self, prompt_ids: list[int], max_new_tokens: int) -> TokenTimeline:
+    def generate(self, prompt_ids: list[int], max_new_tokens: int,
+                 prefix_ids: Sequence[int] = ()) -> TokenTimeline:
         """Greedy: the whole static graph runs again for each new token (no KV cache)."""
+        if prefix_ids:  # the planner skips such cells; a direct call is told why
+            raise RunFailed(f"qnn cannot measure at depth {len(prefix_ids)}: "
+                            f"{FRAMEWORKS['qnn'].no_depth}")
         if len(prompt_ids) + max_new_tokens - 1 > self._n:
             raise RunFailed(f"{len(prompt_ids)} prompt + {max_new_tokens} new tokens do not fit "
                             f"the artifact's static sequence length N = {self._n}")
