@@ -343,3 +343,27 @@ def test_quality_scores_each_cell_once_at_no_depth(tiny_gguf, depths):
     assert run.depth == 0 and run.sustain_s is None
     plain = dataclasses.replace(run, depth=0)
     assert run.run_key == plain.run_key
+
+
+def test_recommend_ranks_one_depth_and_the_report_labels_it():
+    """Rows at another context depth are another workload: never ranked against depth 0, and
+    the report's workload names the depth."""
+    from conftest import make_record
+    from edgebench.decision import targets
+    from edgebench.decision.candidates import candidates_from_rows
+    from edgebench.reports.select import workload_label
+
+    def row(precision, depth, decode):
+        return dataclasses.asdict(make_record(
+            run_key=f"{precision}-{depth}", precision=precision, depth=depth, decode_tok_s=decode,
+            cpu_model="Test CPU", cpu_cores_logical=2, ram_total_mb=8192.0, os="Linux (x86_64)"))
+
+    rows = [row("q4_k_m", 0, 60.0), row("q8_0", 0, 50.0), row("q4_k_m", 2048, 40.0)]
+    found = candidates_from_rows(rows, targets.get("cpu"))
+    assert sorted((c.precision, c.decode_tok_s.value) for c in found.candidates) == [
+        ("q4_k_m", 60.0), ("q8_0", 50.0)]
+    assert any("1 row(s) of other workloads left out" in n for n in found.notes)
+    only_deep = candidates_from_rows(rows[2:], targets.get("cpu"))
+    assert any("at depth 2048" in s for s in only_deep.steps)
+    assert workload_label(rows[2]).startswith("depth 2048, 8+4 tokens")
+    assert workload_label(rows[0]).startswith("8+4 tokens")  # depth 0 reads as before

@@ -49,12 +49,16 @@ def timings_simulated(rows: pd.DataFrame) -> pd.Series:
 
 
 def workload_label(r) -> str:
-    """A row's full workload: prompt and new tokens, threads, runtime options."""
+    """A row's full workload: context depth (when not 0), prompt and new tokens, threads,
+    runtime options."""
     def num(k):
         v = compare.value(r, k)
         return "?" if v is None else str(int(v))
 
     text = f"{num('prompt_tokens')}+{num('new_tokens')} tokens, {num('threads')} threads"
+    depth = compare.value(r, "depth")
+    if depth:  # a filled KV cache is another workload; depth 0 reads as before
+        text = f"depth {int(depth)}, {text}"
     options = compare.value(r, "options")
     return text if options in (None, "", "{}") else f"{text}, options {options}"
 

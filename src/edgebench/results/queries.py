@@ -31,7 +31,7 @@ _COLUMNS = (
     "ttft_ms_samples", "peak_rss_mb", "peak_mem_mb", "model_bytes", "j_per_token",
     "kld_mean", "kld_stderr", "kld_floor_mean", "kld_p99", "top1_agree", "ppl", "ppl_stderr",
     "ppl_reference", "corpus", "device_name", "runtime_settings", "framework_version",
-    "bits_per_weight", "accel_nodes", "cpu_nodes", "sustain_s",
+    "bits_per_weight", "accel_nodes", "cpu_nodes", "sustain_s", "depth",
     *compare.PROTOCOL,
 )
 
