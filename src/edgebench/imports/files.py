@@ -35,6 +35,16 @@ def clean(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", safe_text(text))
 
 
+def show(value: Any, width: int = 40) -> str:
+    """A value for a message: its repr, cut to ``width`` characters, on one line (an integer of
+    more digits than Python converts to text is named, not shown)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = "an integer of thousands of digits"
+    return clean(text[:width])
+
+
 def shown(path: str | os.PathLike) -> str:
     """A path as one printable line (``fsio.shown``, control characters escaped)."""
     return clean(_fs_shown(path))

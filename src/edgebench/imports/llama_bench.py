@@ -180,18 +180,18 @@ def _checked(path: Path, line: int, t: Any) -> dict[str, Any]:
                      "output?)")
     for key, tp in REQUIRED.items():
         if not isinstance(t[key], tp) or isinstance(t[key], bool):
-            raise _error(path, line, f"{key!r} must be a {tp.__name__}, got {_show(t[key])}")
+            raise _error(path, line, f"{key!r} must be a {tp.__name__}, got {files.show(t[key])}")
     for key, tp in OPTIONAL.items():
         v = t.get(key)
         if v is not None and (not isinstance(v, tp) or isinstance(v, bool)):
             raise _error(path, line, f"{key!r} must be a {tp.__name__} (llama-bench writes "
-                         f"one), got {_show(v)}")
+                         f"one), got {files.show(v)}")
     for key, (lo, hi) in _INT_RANGE.items():
         v = t.get(key)
         if v is not None and not lo <= v <= hi:
-            raise _error(path, line, f"{key!r} {_show(v)} is out of range ({lo} to {hi})")
+            raise _error(path, line, f"{key!r} {files.show(v)} is out of range ({lo} to {hi})")
     if t.get("test_time") is not None and _started(t) is None:
-        raise _error(path, line, f"'test_time' {_show(t['test_time'])} is not an ISO time")
+        raise _error(path, line, f"'test_time' {files.show(t['test_time'])} is not an ISO time")
     ns = t["samples_ns"]
     if not ns or any(not isinstance(x, int) or isinstance(x, bool) or not 0 < x <= MAX_NS
                      for x in ns):
@@ -211,15 +211,6 @@ def _checked(path: Path, line: int, t: Any) -> dict[str, Any]:
                 raise _error(path, line, f"samples_ts[{i}] {float(x):.6g} contradicts "
                              f"samples_ns[{i}]: (n_prompt + n_gen) / time is {y:.6g} tok/s")
     return t
-
-
-def _show(value: Any) -> str:
-    """A value for a message: short, one line."""
-    try:
-        text = repr(value)
-    except ValueError:  # an integer of more digits than Python converts
-        text = "an integer of thousands of digits"
-    return clean(text[:40])
 
 
 def _rates(t: dict[str, Any]) -> list[float]:

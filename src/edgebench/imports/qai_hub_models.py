@@ -211,16 +211,8 @@ def _number(where: str, key: str, value: Any, *, optional: bool = False) -> floa
         return None
     if not files.finite(value, positive=False):
         raise ConfigError(f"{where}: {key}: expected a finite number of at least 0, got "
-                          f"{_show(value)}")
+                          f"{files.show(value)}")
     return float(value) or None
-
-
-def _show(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an integer of more digits than Python converts
-        text = "an integer of thousands of digits"
-    return clean(text[:40])
 
 
 def _mapping(where: str, key: str, value: Any) -> dict:
@@ -276,7 +268,7 @@ def _row(where: str, at: str, m: Any, prec: str, model: str, device: str, profil
     ctx = m.get("context_length")
     if isinstance(ctx, bool) or not isinstance(ctx, int) or not 0 < ctx <= MAX_CONTEXT:
         raise ConfigError(f"{where}: {at}.context_length: expected a positive integer of at "
-                          f"most {MAX_CONTEXT:,}, got {_show(ctx)}")
+                          f"most {MAX_CONTEXT:,}, got {files.show(ctx)}")
     ttft = _mapping(where, f"{at}.time_to_first_token_range_milliseconds",
                     m.get("time_to_first_token_range_milliseconds"))
     low = _number(where, f"{at}.time_to_first_token_range_milliseconds.min", ttft.get("min"))
@@ -302,7 +294,7 @@ def _row(where: str, at: str, m: Any, prec: str, model: str, device: str, profil
     unit = m.get("desired_compute_unit")
     if unit is not None and not isinstance(unit, str):
         raise ConfigError(f"{where}: {at}.desired_compute_unit: expected a name (npu, gpu), "
-                          f"got {_show(unit)}")
+                          f"got {files.show(unit)}")
     unit = clean(unit or "") or None
     tools = {clean(str(k)): clean(str(v)) for k, v in tools.items()
              if isinstance(v, (str, int, float)) and not isinstance(v, bool)} \
