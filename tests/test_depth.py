@@ -13,7 +13,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 import fakes
@@ -24,16 +23,13 @@ from edgebench.harness.device import fingerprint
 from edgebench.harness.measure import RunContext, measure
 from edgebench.models.registry import Artifact
 from edgebench.results.schema import (
-    IDENTITY_FIELDS,
     LATER_IDENTITY_DEFAULTS,
     SCHEMA_VERSION,
     UPGRADABLE_VERSIONS,
-    run_key,
 )
 from edgebench.suites.expand import PlannedRun, context_problem, expand
 from edgebench.suites.spec import MAX_TOKENS, Suite
 
-FIXTURE = Path(__file__).parent / "data" / "store-v2-row.parquet"
 CTX = RunContext("sess", fingerprint())
 
 
@@ -42,23 +38,6 @@ CTX = RunContext("sess", fingerprint())
 def test_schema_v8_adds_depth_and_reads_v7():
     assert SCHEMA_VERSION == 8 and 7 in UPGRADABLE_VERSIONS
     assert LATER_IDENTITY_DEFAULTS["depth"] == 0
-
-
-def test_depth_zero_keeps_the_stored_run_key_and_a_depth_changes_it():
-    (row,) = pq.read_table(FIXTURE).to_pylist()
-    run = PlannedRun(
-        model=row["model"], model_sha256=row["model_sha256"], framework=row["framework"],
-        precision=row["precision"], device=row["device"], prompt_tokens=row["prompt_tokens"],
-        new_tokens=row["new_tokens"], threads=row["threads"],
-        options=json.loads(row["options"]), suite=row["suite"],
-        repetitions=5, warmup=1, cooldown_s=0.0, timeout_s=900.0)
-    assert run.depth == 0 and run.identity["depth"] == 0
-    assert run.run_key == row["run_key"]  # depth 0 hashes exactly as rows made before it
-    identity = {k: row[k] for k in IDENTITY_FIELDS}
-    assert run_key({**identity, "depth": 0}) == row["run_key"]
-    deep = dataclasses.replace(run, depth=512)
-    assert deep.run_key != row["run_key"]
-    assert deep.run_key != dataclasses.replace(run, depth=2048).run_key
 
 
 # --------------------------------------------------------------------------- suites and flags

@@ -6,6 +6,7 @@ by today's code, and a store of today must read it; a new axis added later at it
 must keep hashing to the same key (extend IDENTITY_FIELDS only in a way this test accepts).
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def test_planned_run_of_the_same_workload_has_the_stored_key():
         options=json.loads(row["options"]), suite=row["suite"],
         repetitions=5, warmup=1, cooldown_s=0.0, timeout_s=900.0)
     assert run.run_key == row["run_key"]
+    # the context depth (schema v8): depth 0 hashes exactly as rows made before it
+    assert run.depth == 0 and run.identity["depth"] == 0
+    identity = {k: row[k] for k in IDENTITY_FIELDS}
+    assert run_key({**identity, "depth": 0}) == row["run_key"]
+    deep = dataclasses.replace(run, depth=512)
+    assert deep.run_key != row["run_key"]
+    assert deep.run_key != dataclasses.replace(run, depth=2048).run_key
 
 
 def test_todays_store_reads_the_old_row_with_new_columns_null(tmp_path):
