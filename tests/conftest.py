@@ -74,3 +74,27 @@ def run_main(args, capsys):
         code = e.code or 0
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def fake_specs() -> dict:
+    """Registry entries of the in-process fake runtimes (tests/fakes.py): ``fake`` runs,
+    ``missing`` is not installed."""
+    import dataclasses
+
+    from edgebench.harness import registry
+
+    base = registry.FRAMEWORKS["llama-cpp"]
+    return {name: dataclasses.replace(base, name=name, target=f"fakes:{cls}", extra="fake")
+            for name, cls in (("fake", "FakeRunner"), ("missing", "MissingRunner"))}
+
+
+@pytest.fixture
+def fake_framework(monkeypatch):
+    """The fake runtimes registered (``fake``, ``missing``), the fake's call log cleared."""
+    import fakes
+    from edgebench.harness import registry
+
+    for name, spec in fake_specs().items():
+        monkeypatch.setitem(registry.FRAMEWORKS, name, spec)
+    fakes.FakeRunner.calls.clear()
+

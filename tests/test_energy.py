@@ -3,7 +3,6 @@ tables, meter selection, and measure() with a fake meter (docs/energy.md)."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import threading
 import time
@@ -12,8 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 
-import fakes
-from edgebench.harness import registry
 from edgebench.harness.device import fingerprint
 from edgebench.harness.energy import accounting, rapl, select
 from edgebench.harness.energy.accounting import Phases, account, energy_at, phases_of
@@ -577,11 +574,8 @@ CTX = RunContext("sess", fingerprint())
 
 
 @pytest.fixture
-def fake_framework(monkeypatch):
-    base = registry.FRAMEWORKS["llama-cpp"]
-    spec = dataclasses.replace(base, name="fake", target="fakes:FakeRunner", extra="fake")
-    monkeypatch.setitem(registry.FRAMEWORKS, "fake", spec)
-    fakes.FakeRunner.calls.clear()
+def fake_framework(fake_framework, monkeypatch):
+    """conftest's fake runtimes, with the shortest idle window."""
     monkeypatch.setenv("EDGEBENCH_IDLE_WINDOW_S", "0.5")
 
 

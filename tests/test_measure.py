@@ -28,15 +28,6 @@ def _run(framework="fake", reps=3, warmup=1, new=5, timeout=60.0, prompt=(2, 7, 
 CTX = RunContext("sess", fingerprint())
 
 
-@pytest.fixture
-def fake_framework(monkeypatch):
-    base = registry.FRAMEWORKS["llama-cpp"]
-    for name, cls in (("fake", "FakeRunner"), ("missing", "MissingRunner")):
-        spec = dataclasses.replace(base, name=name, target=f"fakes:{cls}", extra="fake")
-        monkeypatch.setitem(registry.FRAMEWORKS, name, spec)
-    fakes.FakeRunner.calls.clear()
-
-
 def test_measure_computes_rows_from_timelines(fake_framework):
     row = measure(_run(), CTX)
     assert row.status == "ok", row.message

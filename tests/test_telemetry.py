@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import os
@@ -14,7 +13,7 @@ from collections import namedtuple
 import pytest
 
 import fakes
-from conftest import run_main
+from conftest import fake_specs, run_main
 from edgebench.harness import registry, telemetry
 from edgebench.harness.measure import measure
 from test_measure import CTX, _run
@@ -206,21 +205,8 @@ def test_machine_columns_in_rows_on_this_machine(fake_framework):
 
 # --- edgebench doctor ---------------------------------------------------------------------------
 
-def _fake_specs() -> dict:
-    base = registry.FRAMEWORKS["llama-cpp"]
-    return {name: dataclasses.replace(base, name=name, target=f"fakes:{cls}", extra="fake")
-            for name, cls in (("fake", "FakeRunner"), ("missing", "MissingRunner"))}
-
-
-@pytest.fixture
-def fake_framework(monkeypatch):
-    for name, spec in _fake_specs().items():
-        monkeypatch.setitem(registry.FRAMEWORKS, name, spec)
-    fakes.FakeRunner.calls.clear()
-
-
 def _only_fake_runtimes(monkeypatch):
-    monkeypatch.setattr(registry, "FRAMEWORKS", _fake_specs())
+    monkeypatch.setattr(registry, "FRAMEWORKS", fake_specs())
 
 
 def _provide(monkeypatch, module: str, attr: str, fn) -> None:
