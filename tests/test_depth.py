@@ -35,8 +35,8 @@ CTX = RunContext("sess", fingerprint())
 
 # --------------------------------------------------------------------------- identity
 
-def test_schema_v8_adds_depth_and_reads_v7():
-    assert SCHEMA_VERSION == 8 and 7 in UPGRADABLE_VERSIONS
+def test_schema_v8_adds_depth_and_later_versions_read_v7():
+    assert SCHEMA_VERSION >= 8 and 7 in UPGRADABLE_VERSIONS
     assert LATER_IDENTITY_DEFAULTS["depth"] == 0
 
 

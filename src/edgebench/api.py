@@ -56,8 +56,15 @@ def resolve(name: str, cache: Path) -> ResolvedModel:
 
 
 def plan(suite: Suite, cache: Path) -> list[PlannedRun]:
-    """Expand a suite into planned runs, resolving its models (no runtime is loaded)."""
-    return expand(suite, lambda name: resolve(name, cache))
+    """Expand a suite into planned runs, resolving its models (no runtime is loaded; a
+    prompt file's texts are tokenized by the model's own tokenizer, cached)."""
+    from edgebench.harness.prompt_file import prompt_set_ids
+
+    def set_ids(model: ResolvedModel, pfile) -> list[list[int]]:
+        source = prepare_mod.source_of(model).path
+        return prompt_set_ids(pfile, model.sha256, source, cache)
+
+    return expand(suite, lambda name: resolve(name, cache), set_ids)
 
 
 def prepare(model: str, targets: list[str], cache: Path) -> list[Manifest]:

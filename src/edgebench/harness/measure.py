@@ -22,7 +22,7 @@ from edgebench.harness.energy.recorder import EnergyRecorder
 from edgebench.harness.prepare.manifest import NOMINAL_BITS, precision_class
 from edgebench.harness.prompt import ids_sha256
 from edgebench.harness.registry import load_runner
-from edgebench.harness.runner import AcceleratorMemory, GraphPlacement, RemoteProfile
+from edgebench.harness.runner import AcceleratorMemory, GraphPlacement, KvCacheSize, RemoteProfile
 from edgebench.results.schema import SCHEMA_VERSION, RunRecord
 from edgebench.suites.expand import PlannedRun
 
@@ -62,6 +62,9 @@ def record_for(run: PlannedRun, ctx: RunContext, status: str, message: str | Non
         prompt_ids_sha256=ids_sha256(run.prompt_ids) if run.prompt_ids else None,
         repetitions=run.repetitions, warmup=run.warmup, cooldown_s=run.cooldown_s,
         timeout_s=run.timeout_s, sustain_s=run.sustain_s, depth=run.depth,
+        kv_cache=run.kv_cache, prompt_file=run.prompt_file,
+        prompt_file_sha256=run.prompt_file_sha256,
+        prompt_lengths=[len(p) for p in run.prompt_set_ids] or None,
         cpu_model=fp.cpu_model, cpu_flags=fp.cpu_flags,
         cpu_cores_physical=fp.cpu_cores_physical, cpu_cores_logical=fp.cpu_cores_logical,
         ram_total_mb=fp.ram_total_mb, os=fp.os, python_version=fp.python_version,
@@ -132,6 +135,27 @@ def accelerator_memory(runner) -> dict:
     return {"accel_peak_mb": float(mb), "accel_memory_method": method}
 
 
+def kv_cache_size(runner) -> dict:
+    """``kv_cache_mb`` and ``kv_cache_method`` from the runner's optional ``kv_cache_mb()``
+    hook (:class:`~edgebench.harness.runner.KvCacheSize`); empty without it or when it
+    fails."""
+    if not isinstance(runner, KvCacheSize):
+        return {}
+    try:
+        got = runner.kv_cache_mb()
+    except Exception:  # noqa: BLE001
+        return {}
+    if got is None:
+        return {}
+    return {"kv_cache_mb": float(got[0]), "kv_cache_method": got[1]}
+
+
+def kv_cache_arg(run: PlannedRun) -> dict:
+    """The keyword that imposes the run's KV-cache type on the runner's load: empty when the
+    run keeps the runtime's default, so the call is exactly the one of before."""
+    return {"kv_cache": run.kv_cache} if run.kv_cache else {}
+
+
 def graph_placement(runner) -> dict:
     """``accel_nodes`` and ``cpu_nodes`` from the runner's optional ``graph_placement()`` hook
     (:class:`~edgebench.harness.runner.GraphPlacement`); empty without it or when it fails."""
@@ -152,7 +176,7 @@ def with_validity(rec: RunRecord, peak: memory.PeakMemory, sampler: memory.RssSa
     where the runner reports one, and ``machine_busy`` / ``busy_evidence`` ("Noise"); a busy
     row is flagged ``machine-busy``. Call while the model is still loaded."""
     cols = {**peak.columns(sampler), **noise.columns(), **accelerator_memory(runner),
-            **graph_placement(runner)}
+            **graph_placement(runner), **kv_cache_size(runner)}
     flags = list(rec.flags or [])
     if cols["machine_busy"] and "machine-busy" not in flags:
         flags.append("machine-busy")
@@ -251,7 +275,8 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
         baseline_mb = memory.tree_rss(psutil.Process()) / memory.MB
         with memory.RssSampler() as mem:
             load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
-                               context_tokens=run.depth + run.prompt_tokens + run.new_tokens)
+                               context_tokens=run.context_tokens,
+                               **kv_cache_arg(run))
             energy.idle()  # idle power with the model loaded; no meter: no delay
             warm = None
             for _ in range(run.warmup):

@@ -33,6 +33,7 @@ from edgebench.harness.measure import (
     RunContext,
     close_quietly,
     failed_row,
+    kv_cache_arg,
     now,
     record_for,
     settings_json,
@@ -90,6 +91,7 @@ def quality_identity(run: PlannedRun, spec: QualitySpec) -> dict:
     """A quality row's identity: the run's, with the protocol in it: corpus, n_ctx, chunk count,
     the reference (label and artifact hash) and how the reference is stored."""
     return {**run.identity, "prompt_tokens": spec.n_ctx, "new_tokens": 0, "kind": "quality",
+            "prompt_file_sha256": None,  # a quality row scores the corpus, never prompts
             "corpus_sha256": spec.corpus_sha256, "chunks": len(spec.chunks),
             "n_ctx": spec.n_ctx, "quality_reference": spec.reference_label,
             "reference_sha256": spec.reference_sha256,
@@ -135,7 +137,8 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
         with memory.RssSampler() as mem:
             # logits_only: any reload or compile the logits need happens here, off the clock
             load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
-                               context_tokens=spec.n_ctx, logits_only=True)
+                               context_tokens=spec.n_ctx, logits_only=True,
+                               **kv_cache_arg(run))
             busy = 0.0  # seconds inside runner.logits only: scored_tok_s
             for i, chunk in enumerate(spec.chunks):
                 ids = list(chunk)

@@ -50,6 +50,10 @@ class FrameworkSpec:
     #: The suite option that caps the tokens a run may hold (llama.cpp's ``n_ctx``): a cell
     #: whose depth + prompt + new tokens exceed a value set there is planned as ``skipped``.
     context_option: str | None = None
+    #: KV-cache element types the runner can impose (the ``kv_cache`` axis), in the runtime's
+    #: own names; empty: the runtime exposes no choice (``no_kv_cache`` says why).
+    kv_cache_types: tuple[str, ...] = ()
+    no_kv_cache: str = "its API exposes no KV-cache type"
 
 
 FRAMEWORKS: dict[str, FrameworkSpec] = {
@@ -68,6 +72,10 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             options=("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "flash_attn", "use_mmap",
                      "use_mlock", "offload_kqv", "type_k", "type_v", "seed"),
             context_option="n_ctx",
+            # llama.cpp's --cache-type-k/-v set (type_k/type_v; a quantized V needs flash
+            # attention, which the runner turns on for every imposed type alike)
+            kv_cache_types=("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0",
+                            "q5_1"),
         ),
         FrameworkSpec(
             name="ort-genai",
@@ -79,6 +87,8 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             # session options (written into the config overlay) and the KV cache's length
             options=("intra_op_num_threads", "inter_op_num_threads", "enable_profiling",
                      "graph_optimization_level", "max_length"),
+            no_kv_cache="onnxruntime-genai allocates the KV cache in the model's own I/O type "
+                        "(genai_config past_present types); it has no setting for another",
         ),
         FrameworkSpec(
             name="openvino",
@@ -91,6 +101,8 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
                      "generating (its API: generate, start_chat, finish_chat); a cache is reused "
                      "only by prefix caching or chat mode, which would also serve the timed "
                      "prompt from cache or add generated tokens to the prefix",
+            # the CPU plugin's KV_CACHE_PRECISION hint
+            kv_cache_types=("f32", "f16", "bf16", "u8", "u4"),
         ),
         FrameworkSpec(
             name="mlx",
@@ -100,6 +112,8 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             description="Apple MLX through mlx-lm (Apple GPU on macOS, CPU anywhere)",
             package="mlx-lm",
             options=("prefill_step_size", "compute_dtype"),
+            # mlx-lm's quantized KV cache (generate_step kv_bits, group size 64)
+            kv_cache_types=("8bit", "4bit"),
         ),
         FrameworkSpec(
             name="qnn",
@@ -133,6 +147,22 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
         ),
     )
 }
+
+
+#: Every KV-cache type some runtime takes, and ``default`` (impose nothing).
+KV_CACHE_TYPES = ("default", *dict.fromkeys(t for s in FRAMEWORKS.values()
+                                           for t in s.kv_cache_types))
+
+
+def kv_cache_problem(spec: FrameworkSpec, kv_cache: str | None) -> str | None:
+    """Why ``spec`` cannot run with KV-cache type ``kv_cache`` (None: it can, or none asked),
+    listing the types it has."""
+    if kv_cache in (None, "default") or kv_cache in spec.kv_cache_types:
+        return None
+    if not spec.kv_cache_types:
+        return f"{spec.name} has no KV-cache type {kv_cache}: {spec.no_kv_cache}"
+    return (f"{spec.name} has no KV-cache type {kv_cache} (it has: "
+            f"{', '.join(spec.kv_cache_types)})")
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:

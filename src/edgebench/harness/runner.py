@@ -68,13 +68,16 @@ class Runner(Protocol):
 
     def load(
         self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-        context_tokens: int, logits_only: bool = False,
+        context_tokens: int, logits_only: bool = False, kv_cache: str | None = None,
     ) -> LoadInfo:
         """Load ``artifact`` on ``device`` with ``threads`` CPU threads.
 
         ``options`` are the suite's runtime-specific settings, passed through as given;
         ``context_tokens`` is the longest sequence (depth + prompt + new tokens) the run will
-        need.
+        need. ``kv_cache``: the KV cache's element type to impose (one of the runner's
+        ``FrameworkSpec.kv_cache_types``; the harness passes it only when set), recorded with
+        everything it implies (e.g. flash attention) in ``LoadInfo.options``; a type the
+        runtime lacks raises ``ConfigError`` listing the ones it has.
         ``logits_only``: the caller will only call :meth:`logits` (quality runs), so load in
         the form that serves logits (e.g. llama.cpp with ``logits_all``), once, here, before
         any clock, and hold one copy of the model.
@@ -127,6 +130,20 @@ class AcceleratorMemory(Protocol):
         """The accelerator memory peak of this process since the runtime started (or since
         :meth:`Runner.load`, if the runner resets it there), in MB (2**20 bytes), and how it was
         read (e.g. ``"mlx.get_peak_memory"``); None when this load used no accelerator."""
+        ...
+
+
+@runtime_checkable
+class KvCacheSize(Protocol):
+    """Optional runner hook: a runner whose runtime reports the size of the KV cache it
+    allocated defines this method; the harness calls it after the repetitions and records
+    ``kv_cache_mb`` and ``kv_cache_method``. Runners without it leave both null (a KV cache of
+    tens of MB is inside the noise of RSS: never estimated from it)."""
+
+    def kv_cache_mb(self) -> tuple[float, str] | None:
+        """The KV cache's size as the runtime reports it for the loaded context, in MB
+        (2**20 bytes), and how it was read (e.g. ``"llama.cpp log: KV buffer size"``); None
+        when not known."""
         ...
 
 

@@ -26,6 +26,7 @@ from edgebench.harness.measure import (
     close_quietly,
     context_fill,
     failed_row,
+    kv_cache_arg,
     now,
     record_for,
     settings_json,
@@ -64,7 +65,7 @@ def measure_sustained(run: PlannedRun, ctx: RunContext) -> RunRecord:
         t_end, tok_s, freq, temp, timelines = [], [], [], [], []
         with memory.RssSampler() as mem:
             load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
-                               context_tokens=run.depth + run.prompt_tokens + run.new_tokens)
+                               context_tokens=run.context_tokens, **kv_cache_arg(run))
             for _ in range(run.warmup):
                 runner.generate(prompt, run.new_tokens, **fill)
             t0 = time.perf_counter_ns()

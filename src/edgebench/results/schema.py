@@ -16,7 +16,7 @@ import pyarrow as pa
 from edgebench.harness.metrics import TIMING_METRICS
 
 #: Bumped whenever a column changes meaning, type or name. Checked on every read.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 #: Older versions this one reads: their files lack only columns added since (read as null).
 #: v2 added ``kind`` and the quality columns; v3 the validity columns (flags, machine_busy,
 #: launches, the kernel's memory figures, runtime cross-checks, the KLD floor); v4 the
@@ -24,8 +24,10 @@ SCHEMA_VERSION = 8
 #: v5 where an accelerator execution provider ran the graph (``accel_nodes``, ``cpu_nodes``);
 #: v6 numbers from elsewhere (``source``, ``job_ids``, ``gpu_nodes``, ``peak_mem_range_mb``,
 #: ``ttft_ms_extrapolated``); v7 energy net of idle, telemetry, the roofline and sustained runs;
-#: v8 the context-depth axis (``depth``: tokens in the KV cache before the measured prompt).
-UPGRADABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+#: v8 the context-depth axis (``depth``: tokens in the KV cache before the measured prompt);
+#: v9 the KV-cache type axis (``kv_cache``, ``kv_cache_mb``, ``kv_cache_method``) and prompt
+#: files (``prompt_file``, ``prompt_file_sha256``, ``prompt_lengths``).
+UPGRADABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 KINDS = ("speed", "quality")
 
 STATUSES = ("ok", "error", "timeout", "unavailable", "skipped")
@@ -38,7 +40,8 @@ IDENTITY_FIELDS = (
 #: axis at its default is left out of the hash, so adding one (e.g. a context depth or a KV
 #: cache type) keeps every existing run_key: ``gate`` and ``--resume`` still match old rows.
 #: ``tests/test_run_key_stability.py`` checks this against a committed v2 row.
-LATER_IDENTITY_DEFAULTS: dict[str, Any] = {"sustain_s": None, "depth": 0}
+LATER_IDENTITY_DEFAULTS: dict[str, Any] = {"sustain_s": None, "depth": 0, "kv_cache": None,
+                                           "prompt_file_sha256": None}
 
 
 def run_key(identity: dict[str, Any]) -> str:
@@ -248,6 +251,18 @@ _OPTIONAL: dict[str, Any] = {
     # --- v8: context depth: tokens already in the KV cache (filled untimed before each
     # repetition) when the measured prompt starts; null in older rows means 0
     "depth": int | None,
+    # --- v9: the KV cache's element type as the suite asked it (``kv_cache`` axis; null: the
+    # runtime's default, nothing imposed; what the runtime applied is in runtime_settings),
+    # and its size as the runtime itself reports it for the run's context, with the method
+    "kv_cache": str | None,
+    "kv_cache_mb": float | None,
+    "kv_cache_method": str | None,
+    # --- v9: prompt files (``prompt_files`` axis): the set's name, the hash of its bytes and
+    # each prompt's length in tokens; samples are ordered repetition by repetition, each
+    # repetition running every prompt in file order; prompt_tokens holds the mean length
+    "prompt_file": str | None,
+    "prompt_file_sha256": str | None,
+    "prompt_lengths": list[int] | None,
 }
 
 RunRecord = dataclasses.make_dataclass(

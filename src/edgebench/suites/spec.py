@@ -11,6 +11,9 @@ Bounds (values land in the store's int64 columns and drive loops and timers):
 - ``prompt_tokens``, ``new_tokens``: 1 to ``MAX_TOKENS`` (1,048,576)
 - ``depths`` (tokens already in the KV cache when the measured prompt starts): 0 to
   ``MAX_TOKENS``
+- ``kv_cache``: a KV-cache type some runtime has (``registry.KV_CACHE_TYPES``) or ``default``
+- ``prompt_files``: ``synthetic``, a built-in prompt set or a JSONL file (at most
+  ``prompt_file.MAX_PROMPTS`` prompts, each at most ``MAX_TOKENS`` tokens)
 - ``threads``: 1 to ``MAX_THREADS`` (4096), or ``auto``
 - ``repetitions``: 1 to ``MAX_REPETITIONS`` (10,000); ``warmup``: 0 to 10,000
 - ``quality_chunks``: 1 to ``MAX_QUALITY_CHUNKS`` (10,000)
@@ -53,7 +56,8 @@ FLAGS = {
     "models": "--model", "frameworks": "--framework", "precisions": "--precision",
     "devices": "--device", "prompt_tokens": "--prompt-tokens", "new_tokens": "--new-tokens",
     "threads": "--threads", "repetitions": "--repetitions", "warmup": "--warmup",
-    "sustain": "--sustain", "depths": "--depth",
+    "sustain": "--sustain", "depths": "--depth", "kv_cache": "--kv-cache",
+    "prompt_files": "--prompt-file",
 }
 
 
@@ -77,6 +81,14 @@ class Suite:
     #: tokens already in the KV cache (filled untimed before each repetition) when the
     #: measured prompt starts; 0: an empty cache, as before the axis existed
     depths: tuple[int, ...] = (0,)
+    #: the KV cache's element type, in the runtime's own names (llama.cpp ``q8_0``, OpenVINO
+    #: ``u8``, MLX ``8bit``); ``default``: the runtime's own, nothing imposed (as before the
+    #: axis existed). A type a runtime lacks is a ``skipped`` row listing the ones it has.
+    kv_cache: tuple[str, ...] = ("default",)
+    #: ``synthetic``: the fixed prompt text cut to ``prompt_tokens`` (as before the axis
+    #: existed); else a JSONL prompt file (llm_bench's format) or a built-in set's name: every
+    #: repetition runs each of its prompts, one row per cell and file
+    prompt_files: tuple[str, ...] = ("synthetic",)
     repetitions: int = 5
     warmup: int = 1
     #: seconds of rest before each timed repetition after the first (in the measuring child)

@@ -23,16 +23,24 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from edgebench.errors import ConfigError
-from edgebench.harness.registry import DEVICES, FRAMEWORKS, PRECISIONS, check_name, suggest
+from edgebench.harness.registry import (
+    DEVICES,
+    FRAMEWORKS,
+    KV_CACHE_TYPES,
+    PRECISIONS,
+    check_name,
+    suggest,
+)
 
 #: Axes a suite sweeps (each a list; a scalar in YAML means a list of one).
 AXES = ("models", "frameworks", "precisions", "devices", "prompt_tokens", "new_tokens", "threads",
-        "depths")
+        "depths", "kv_cache", "prompt_files")
 #: Singular names of the axes, as used in include/exclude entries and run identities.
 AXIS_KEYS = {
     "models": "model", "frameworks": "framework", "precisions": "precision",
     "devices": "device", "prompt_tokens": "prompt_tokens", "new_tokens": "new_tokens",
-    "threads": "threads", "depths": "depth",
+    "threads": "threads", "depths": "depth", "kv_cache": "kv_cache",
+    "prompt_files": "prompt_file",
 }
 
 MAX_TOKENS = 1_048_576
@@ -186,6 +194,12 @@ _check_tokens = _integer(1, MAX_TOKENS)
 _check_threads = _integer(1, MAX_THREADS, also="auto")
 #: tokens in the KV cache before the measured prompt (0: none), bounded like the lengths
 _check_depth = _integer(0, MAX_TOKENS)
+#: a KV-cache element type some runtime has, or ``default`` (the runtime's own, nothing imposed)
+_check_kv_cache = _known("KV-cache type", KV_CACHE_TYPES)
+#: ``synthetic`` (the fixed prompt text cut to ``prompt_tokens``), a built-in prompt set's name
+#: or the path of a JSONL prompt file (read when the suite is planned)
+_check_prompt_file = _text("a prompt file path, a built-in prompt set or 'synthetic'",
+                           empty=False)
 
 #: axis -> (check of one value, what one value is)
 _AXIS_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
@@ -197,6 +211,8 @@ _AXIS_CHECKS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "new_tokens": (_check_tokens, "a positive integer"),
     "threads": (_check_threads, "a positive integer or 'auto'"),
     "depths": (_check_depth, "an integer of 0 or more"),
+    "kv_cache": (_check_kv_cache, "a KV-cache type"),
+    "prompt_files": (_check_prompt_file, "a prompt file"),
 }
 
 
@@ -300,6 +316,8 @@ class _Entry(BaseModel):
     new_tokens: Annotated[Any, PlainValidator(_check_tokens)] = _UNSET
     threads: Annotated[Any, PlainValidator(_check_threads)] = _UNSET
     depth: Annotated[Any, PlainValidator(_check_depth)] = _UNSET
+    kv_cache: Annotated[Any, PlainValidator(_check_kv_cache)] = _UNSET
+    prompt_file: Annotated[Any, PlainValidator(_check_prompt_file)] = _UNSET
     sustain: Annotated[Any, PlainValidator(_check_sustain)] = _UNSET
 
 
@@ -349,6 +367,8 @@ class _SuiteModel(BaseModel):
     new_tokens: _axis("new_tokens")
     threads: _axis("threads")
     depths: _axis("depths")
+    kv_cache: _axis("kv_cache")
+    prompt_files: _axis("prompt_files")
     repetitions: Annotated[Any, PlainValidator(_integer(1, MAX_REPETITIONS))]
     warmup: Annotated[Any, PlainValidator(_integer(0, MAX_WARMUP))]
     cooldown_s: Annotated[Any, PlainValidator(_seconds(False, MAX_COOLDOWN_S))]
