@@ -359,6 +359,7 @@ def _prepared(run: PlannedRun, cache: Path) -> PlannedRun:
 #: Columns `edgebench results` shows by default, in order.
 RESULT_COLUMNS = (
     "model", "framework", "precision", "device", "threads", "prompt_tokens", "new_tokens",
+    "depth", "kv_cache",
     "status", "ttft_ms", "prefill_tok_s", "decode_tok_s", "decode_tok_s_cv", "roofline_pct",
     "load_s", "peak_mem_mb", "flags", "measurement", "framework_version", "started_at", "message",
 )

@@ -39,6 +39,11 @@ _OVERRIDES = (
     ("--threads", "threads", str, "CPU threads (a number or 'auto'); repeatable."),
     ("--depth", "depths", int, "Tokens already in the KV cache (filled untimed) before the "
                                "measured prompt; repeatable (default 0)."),
+    ("--kv-cache", "kv_cache", str, "KV-cache element type in the runtime's own names "
+                                    "(llama.cpp f16/q8_0/q4_0, OpenVINO u8/u4, MLX 8bit/4bit) "
+                                    "or 'default'; repeatable."),
+    ("--prompt-file", "prompt_files", str, "A JSONL prompt file (llm_bench's format), a "
+                                           "built-in prompt set, or 'synthetic'; repeatable."),
 )
 
 
@@ -301,6 +306,7 @@ def plan(suite, fmt, cache_dir, **kw):
         "run_key": r.run_key, "model": r.model, "framework": r.framework,
         "precision": r.precision, "device": r.device, "threads": r.threads,
         "prompt_tokens": r.prompt_tokens, "new_tokens": r.new_tokens, "depth": r.depth,
+        "kv_cache": r.kv_cache or "default", "prompt_file": r.prompt_file or "synthetic",
         "repetitions": r.repetitions, "warmup": r.warmup,
         "status": "skipped" if r.skip_reason else "planned",
         "reason": r.skip_reason or (f"will prepare {r.prepare}" if r.prepare else ""),

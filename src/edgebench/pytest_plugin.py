@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Axes ``run`` takes one value (or a list) of, keyed as the suite's fields.
 _AXES = {"model": "models", "framework": "frameworks", "precision": "precisions",
          "device": "devices", "prompt_tokens": "prompt_tokens", "new_tokens": "new_tokens",
-         "threads": "threads"}
+         "threads": "threads", "depth": "depths", "kv_cache": "kv_cache",
+         "prompt_file": "prompt_files"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -98,8 +99,9 @@ class EdgebenchFixture:
     def run(self, suite: str | None = None, *, check: bool = True, **kw: Any) -> RunRecord:
         """Measure one cell and return its row (``row.decode_tok_s``, ``row.ttft_ms``,
         ``row.peak_mem_mb`` ...). Axes: model, framework, precision, device, prompt_tokens,
-        new_tokens, threads; plus repetitions and warmup. A row that is not ``ok`` fails the
-        test unless ``check=False``; a suite of several cells is ``run_all``'s."""
+        new_tokens, threads, depth, kv_cache, prompt_file; plus repetitions and warmup. A row
+        that is not ``ok`` fails the test unless ``check=False``; a suite of several cells is
+        ``run_all``'s."""
         spec = self.suite(suite, **kw)
         from edgebench import api
 

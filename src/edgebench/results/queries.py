@@ -32,6 +32,7 @@ _COLUMNS = (
     "kld_mean", "kld_stderr", "kld_floor_mean", "kld_p99", "top1_agree", "ppl", "ppl_stderr",
     "ppl_reference", "corpus", "device_name", "runtime_settings", "framework_version",
     "bits_per_weight", "accel_nodes", "cpu_nodes", "sustain_s", "depth",
+    "kv_cache", "kv_cache_mb", "prompt_file", "prompt_file_sha256",
     *compare.PROTOCOL,
 )
 
