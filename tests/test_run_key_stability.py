@@ -51,6 +51,12 @@ def test_planned_run_of_the_same_workload_has_the_stored_key():
     deep = dataclasses.replace(run, depth=512)
     assert deep.run_key != row["run_key"]
     assert deep.run_key != dataclasses.replace(run, depth=2048).run_key
+    # the KV-cache type and prompt file (schema v9): the runtime's default and the synthetic
+    # prompt hash exactly as before
+    assert run.identity["kv_cache"] is None and run.identity["prompt_file_sha256"] is None
+    assert run_key({**identity, "kv_cache": None, "prompt_file_sha256": None}) == row["run_key"]
+    assert dataclasses.replace(run, kv_cache="q8_0").run_key != row["run_key"]
+    assert dataclasses.replace(run, prompt_file_sha256="0" * 16).run_key != row["run_key"]
 
 
 def test_todays_store_reads_the_old_row_with_new_columns_null(tmp_path):

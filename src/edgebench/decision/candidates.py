@@ -28,7 +28,9 @@ from edgebench.decision.targets import Target
 from edgebench.errors import ConfigError
 from edgebench.harness.registry import suggest
 
-QUALITY_KEY = ("model_sha256", "framework", "precision", "device")
+#: A quality row belongs to the speed cells of the same model, runtime, precision, device and
+#: KV-cache type (a quantized KV cache has its own quality; null is the runtime's default).
+QUALITY_KEY = ("model_sha256", "framework", "precision", "device", "kv_cache")
 #: ``harness.corpus.DEFAULT_CORPUS`` (not imported: it pulls in the tokenizers).
 DEFAULT_CORPUS = "pydoc-topics-v1"
 #: ``edgebench quality``'s defaults (``quality_sweep``): flags equal to them are not written.
@@ -156,20 +158,23 @@ def _one_hardware(ok: list[dict], here: str | None, across: bool, steps: list[st
 
 
 def _one_workload(ok: list[dict], steps: list[str], notes: list[str]) -> list[dict]:
-    def load(r):  # a context depth is another workload (decode slows as the cache fills)
-        return r.get("prompt_tokens"), r.get("new_tokens"), int(r.get("depth") or 0)
+    def load(r):  # a context depth is another workload (decode slows as the cache fills), and
+        # so is a prompt file (its prompts, not prompt_tokens synthetic IDs)
+        return (r.get("prompt_tokens"), r.get("new_tokens"), int(r.get("depth") or 0),
+                r.get("prompt_file_sha256"), r.get("prompt_file"))
 
     loads = _counts(ok, load)
-    # the most rows; ties: depth 0 (the chapter's table), then the longer generation, prompt
-    (p, n, d), _ = max(loads.items(),
-                       key=lambda kv: (kv[1], -kv[0][2], kv[0][1] or 0, kv[0][0] or 0))
-    at = f" at depth {d}" if d else ""
-    left = sum(load(r) != (p, n, d) for r in ok)
+    # the most rows; ties: depth 0 (the chapter's table), the synthetic prompt, then the
+    # longer generation, prompt
+    (p, n, d, f, fname), _ = max(loads.items(), key=lambda kv: (
+        kv[1], -kv[0][2], kv[0][3] is None, kv[0][1] or 0, kv[0][0] or 0))
+    at = (f" at depth {d}" if d else "") + (f" with prompt file {fname}" if f else "")
+    left = sum(load(r) != (p, n, d, f, fname) for r in ok)
     if left:
         notes.append(f"ranking the {p}-token prompt, {n}-token workload{at}; {left} row(s) of "
                      "other workloads left out")
     steps.append(f"workload {p}+{n} tokens{at}")
-    return [r for r in ok if load(r) == (p, n, d)]
+    return [r for r in ok if load(r) == (p, n, d, f, fname)]
 
 
 def _quality(rows: list[Mapping[str, Any]], ok: list[dict], steps: list[str],
@@ -217,6 +222,8 @@ def _is_reference(r: Mapping[str, Any], protocol: tuple) -> bool:
     ref, sha = d["quality_reference"], d["reference_sha256"]
     if not ref or f"{r.get('framework')}:{r.get('precision')}" != ref or r.get("device") != "cpu":
         return False
+    if r.get("kv_cache") is not None:  # the reference's logits come from its default KV cache
+        return False
     return not (sha and r.get("artifact_sha256") and r.get("artifact_sha256") != sha)
 
 
@@ -236,7 +243,9 @@ def _number(v: Any) -> bool:
 def _names(rows: list[Mapping[str, Any]]) -> dict[int, str]:
     """Unique, short names: framework precision device, plus the measurement kind, threads,
     options, hardware and run_key as far as needed (hardware always when rows span several)."""
-    parts = {id(r): [str(r["framework"]), str(r["precision"]), str(r["device"])] for r in rows}
+    # a KV-cache type imposed is part of what one would ship: always named
+    parts = {id(r): [str(r["framework"]), str(r["precision"]), str(r["device"])]
+             + ([f"kv:{r['kv_cache']}"] if r.get("kv_cache") else []) for r in rows}
     hw = {id(r): compare.hardware_key(r) for r in rows}
     cpus = {h.split(" · ")[0] for h in hw.values()}
     short = {k: h.split(" · ")[0] if len(cpus) == len(set(hw.values())) else h
