@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_main
 from edgebench.errors import ConfigError
 from edgebench.harness.registry import FRAMEWORKS, KV_CACHE_TYPES, kv_cache_problem
 from edgebench.suites.spec import Suite
-from conftest import run_main
 
 
 def _plan(model: Path, **axes):

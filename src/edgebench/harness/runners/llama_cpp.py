@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +17,49 @@ EXTRA = "llama-cpp"
 # Settings a suite may pass through to ``llama_cpp.Llama`` (others are refused by name).
 OPTIONS = FRAMEWORKS["llama-cpp"].options or ()  # the suite options it takes
 _GPU_BACKENDS = {"cuda": "CUDA", "metal": "METAL", "vulkan": "VULKAN"}
+#: KV-cache type names -> ggml_type (llama_cpp.py GGML_TYPE_*; it defines no BF16 constant:
+#: 30 is ggml.h's GGML_TYPE_BF16)
+KV_TYPES = {"f32": 0, "f16": 1, "bf16": 30, "q8_0": 8, "q4_0": 2, "q4_1": 3, "iq4_nl": 20,
+            "q5_0": 6, "q5_1": 7}
+#: one line per KV cache llama.cpp allocates at context creation (llama_kv_cache's constructor;
+#: an iSWA model such as Gemma 3 has two: global and sliding-window), e.g. ``llama_kv_cache:
+#: size =   12.00 MiB (  4096 cells,   3 layers,  1/1 seqs), K (f16):    6.00 MiB, V (f16): ...``
+_KV_LINE = re.compile(r"llama_kv_cache: size =\s*([\d.]+) MiB \(\s*(\d+) cells,\s*(\d+) layers"
+                      r".*K \((\w+)\):.*V \((\w+)\):")
+_FLASH_LINE = re.compile(r"llama_context: flash_attn\s*=\s*(\w+)")
+_captured: list[str] | None = None  # llama.cpp's log lines while a context is being made
+_log_callback = None  # the installed ctypes callback: must outlive every llama.cpp call
+
+
+def _capture_log(lc) -> None:
+    """Install llama.cpp's (process-global) log callback: one that collects lines into
+    ``_captured`` while it is a list and passes every line on to llama-cpp-python's own
+    (``llama_cpp._logger.llama_log_callback``, which prints or not per ``verbose``). llama.cpp
+    calls it whatever ``verbose`` is: ``verbose=False`` only raises that logger's level and
+    redirects fds 1/2 around model loading. Set again on every load, in case another caller
+    replaced it."""
+    global _log_callback
+    if _log_callback is None:
+        from llama_cpp import _logger
+
+        @lc.llama_log_callback
+        def callback(level, text, user_data):
+            if _captured is not None:
+                _captured.append(text.decode("utf-8", "replace"))
+            _logger.llama_log_callback(level, text, user_data)
+
+        _log_callback = callback  # llama_log_set keeps only the C pointer
+    lc.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
+def kv_from_log(lines: list[str]) -> dict[str, Any]:
+    """What llama.cpp logged of its KV caches at context creation: the caches (MiB, cells,
+    layers, K and V types), their total and whether flash attention is on."""
+    caches = [{"mib": float(m[1]), "cells": int(m[2]), "layers": int(m[3]), "k": m[4],
+               "v": m[5]} for m in (_KV_LINE.search(line) for line in lines) if m]
+    flash = [m[1] for m in (_FLASH_LINE.search(line) for line in lines) if m]
+    return {"caches": caches, "mib": sum(c["mib"] for c in caches),
+            "flash_attn": flash[-1] == "enabled" if flash else None}
 
 
 def _import():
@@ -23,6 +68,28 @@ def _import():
     except ImportError as e:
         raise RunnerUnavailable(f"llama-cpp-python is not installed ({e})", extra=EXTRA) from e
     return llama_cpp
+
+
+def kv_settings(kv_cache: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The ``Llama`` keywords that impose KV-cache type ``kv_cache``: ``type_k = type_v`` and
+    ``flash_attn`` (llama.cpp refuses a quantized V cache without it, "quantized V cache
+    requires flash_attn to be enabled"; on for every imposed type, f16 too, so that rows of
+    different types differ in the type only). Empty when ``kv_cache`` is None.
+
+    Raises:
+        ConfigError: an unknown type, or suite options that set these keywords otherwise.
+    """
+    if kv_cache is None:
+        return {}
+    if kv_cache not in KV_TYPES:
+        raise ConfigError(f"llama-cpp has no KV-cache type {kv_cache} (it has: "
+                          f"{', '.join(KV_TYPES)})")
+    wanted = {"type_k": KV_TYPES[kv_cache], "type_v": KV_TYPES[kv_cache], "flash_attn": True}
+    for key, value in wanted.items():
+        if key in options and options[key] != value and options[key] != kv_cache:
+            raise ConfigError(f"llama-cpp option {key}={options[key]!r} conflicts with "
+                              f"kv_cache {kv_cache} (which sets {key}={value!r})")
+    return wanted
 
 
 class LlamaCppRunner:
@@ -34,6 +101,7 @@ class LlamaCppRunner:
         self._llm = None
         self._load_args: dict[str, Any] = {}
         self._logits_all = False
+        self._kv: dict[str, Any] = {}
 
     def probe(self) -> RunnerInfo:
         lc = _import()
@@ -49,12 +117,13 @@ class LlamaCppRunner:
 
     def load(
         self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-        context_tokens: int, logits_only: bool = False,
+        context_tokens: int, logits_only: bool = False, kv_cache: str | None = None,
     ) -> LoadInfo:
         lc = _import()
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise ConfigError(f"unknown llama-cpp option(s) {unknown}; known: {', '.join(OPTIONS)}")
+        imposed = kv_settings(kv_cache, options)
         devices = self.probe().devices
         if device not in devices:
             raise DeviceUnavailable(
@@ -62,7 +131,7 @@ class LlamaCppRunner:
             )
         kwargs: dict[str, Any] = {
             "n_ctx": max(512, context_tokens), "n_batch": 512, "seed": 0,
-            "n_gpu_layers": 0 if device == "cpu" else -1, **options,
+            "n_gpu_layers": 0 if device == "cpu" else -1, **options, **imposed,
         }
         if kwargs["n_ctx"] < context_tokens:
             raise ConfigError(f"n_ctx {kwargs['n_ctx']} is smaller than the {context_tokens} "
@@ -73,14 +142,49 @@ class LlamaCppRunner:
             kwargs["logits_all"] = True
             self._load_args["logits_all"] = True
         start = time.perf_counter()
-        self._llm = lc.Llama(**self._load_args)
+        self._llm = self._new_llama(lc, self._load_args)
         self._logits_all = logits_only
         self._cuda = device == "cuda"
         load_s = time.perf_counter() - start
         ctx = self._llm.ctx  # read back from llama.cpp's own context, not the Python params
         applied = (lc.llama_n_threads(ctx), lc.llama_n_threads_batch(ctx)) == (threads, threads)
-        return LoadInfo(load_s=load_s, device=self._device_name(lc, device), options=kwargs,
-                        threads_applied=applied)
+        return LoadInfo(load_s=load_s, device=self._device_name(lc, device),
+                        options={**kwargs, **self._applied_kv(lc)}, threads_applied=applied)
+
+    def _new_llama(self, lc, args: dict[str, Any]):
+        """``Llama(**args)``, with what llama.cpp logs of its KV caches kept in ``self._kv``."""
+        global _captured
+        _capture_log(lc)
+        _captured = []
+        try:
+            llm = lc.Llama(**args)
+        finally:
+            lines, _captured = _captured, None
+        self._kv = kv_from_log(lines)
+        return llm
+
+    def _applied_kv(self, lc) -> dict[str, Any]:
+        """The KV settings as llama.cpp applied them: the K/V types and flash attention from its
+        own log, ``n_ctx`` from the context and ``swa_full`` as passed to it (the C default,
+        true, unless a suite set it: SWA layers then hold n_ctx cells, not the window)."""
+        caches = self._kv.get("caches") or []
+        got: dict[str, Any] = {"n_ctx": lc.llama_n_ctx(self._llm.ctx),
+                               "swa_full": bool(self._llm.context_params.swa_full)}
+        if caches:
+            got["type_k"] = "+".join(dict.fromkeys(c["k"] for c in caches))
+            got["type_v"] = "+".join(dict.fromkeys(c["v"] for c in caches))
+        if self._kv.get("flash_attn") is not None:
+            got["flash_attn"] = self._kv["flash_attn"]
+        return got
+
+    def kv_cache_mb(self) -> tuple[float, str] | None:
+        """The KV buffers llama.cpp allocated for the loaded context, summed over its caches
+        (an iSWA model has two), as it logged them (``%.2f MiB`` each)."""
+        caches = self._kv.get("caches")
+        if not caches:
+            return None
+        return self._kv["mib"], (f"llama.cpp log: llama_kv_cache size (sum of {len(caches)} "
+                                 f"cache{'s' if len(caches) > 1 else ''})")
 
     @staticmethod
     def _device_name(lc, device: str) -> str:
@@ -123,8 +227,8 @@ class LlamaCppRunner:
         if not self._logits_all:  # reloaded once: logits_all fixes the scores buffer's size
             self._llm.close()
             n_ctx = max(self._load_args["n_ctx"], len(token_ids))
-            self._llm = _import().Llama(**{**self._load_args, "n_ctx": n_ctx,
-                                           "logits_all": True})
+            self._llm = self._new_llama(_import(), {**self._load_args, "n_ctx": n_ctx,
+                                                    "logits_all": True})
             self._logits_all = True
         self._llm.reset()
         self._llm.eval(list(token_ids))

@@ -17,6 +17,8 @@ _DTYPES = ("float32", "float16", "bfloat16")
 #: Parameter groups ``compute_dtype`` casts: the quantization scales and biases of quantized
 #: layers and the weights of norm layers. Weight matrices (packed or float) are never cast.
 CAST_GROUPS = ("quant_scales_biases", "norms")
+#: KV-cache types -> bits of mlx-lm's QuantizedKVCache
+KV_BITS = {"8bit": 8, "4bit": 4}
 
 
 def _import():
@@ -89,7 +91,10 @@ class MlxLmRunner:
     def __init__(self) -> None:
         self._model = None
         self._stream = None
+        self._cache = None
         self._options: dict[str, Any] = {}
+        self._kv_quant: dict[str, int] | None = None  # QuantizedKVCache(group_size, bits)
+        self._cache = None  # the last generation's prompt cache (for kv_cache_mb)
 
     def probe(self) -> RunnerInfo:
         mx, _ = _import()
@@ -100,11 +105,15 @@ class MlxLmRunner:
                           {"mlx": version("mlx")})
 
     def load(self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-             context_tokens: int, logits_only: bool = False) -> LoadInfo:
+             context_tokens: int, logits_only: bool = False,
+             kv_cache: str | None = None) -> LoadInfo:
         mx, mlx_lm = _import()
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise ConfigError(f"unknown mlx option(s) {unknown}; known: {', '.join(OPTIONS)}")
+        if kv_cache is not None and kv_cache not in KV_BITS:
+            raise ConfigError(f"mlx has no KV-cache type {kv_cache} (it has: "
+                              f"{', '.join(KV_BITS)})")
         devices = self.probe().devices
         if device not in devices:
             raise DeviceUnavailable(
@@ -130,11 +139,40 @@ class MlxLmRunner:
         mx.eval(self._model.parameters())  # MLX is lazy: make loading real before the clock
         load_s = time.perf_counter() - start
         self._options = {k: v for k, v in options.items() if k != "compute_dtype"}
+        self._cache = None
+        self._kv_quant = None
+        kv: dict[str, Any] = {}
+        if kv_cache is not None:
+            # group size 64 (mlx-lm's default) unless the head size is not a multiple of it
+            head = getattr(getattr(self._model, "args", None), "head_dim", None) or 64
+            self._kv_quant = {"bits": KV_BITS[kv_cache],
+                              "group_size": 64 if head % 64 == 0 else 32}
+            kinds = [type(c).__name__ for c in self._new_cache()]
+            kv = {"kv_bits": self._kv_quant["bits"],
+                  "kv_group_size": self._kv_quant["group_size"], "quantized_kv_start": 0,
+                  "kv_quantized_layers": f"{kinds.count('QuantizedKVCache')} of {len(kinds)}"}
+            if "RotatingKVCache" in kinds:
+                kv["kv_unquantized"] = ("sliding-window layers (RotatingKVCache): mlx-lm's "
+                                        "RotatingKVCache.to_quantized raises 'RotatingKVCache "
+                                        "Quantization NYI'; they keep the compute dtype")
         return LoadInfo(
             load_s, str(self._stream.device),
             {**options, "compute_dtype": dtype, "cast": cast,
-             "weight_dtypes": weight_dtypes(self._model), "threads_applied": False},
+             "weight_dtypes": weight_dtypes(self._model), "threads_applied": False, **kv},
             threads_applied=False)
+
+    def _new_cache(self):
+        """An empty prompt cache as ``generate_step`` makes one (``make_prompt_cache``), with
+        each full-attention ``KVCache`` replaced by a ``QuantizedKVCache`` when a KV-cache type
+        is imposed: quantized from the first token on. generate_step's own ``kv_bits`` cannot be
+        used: its ``maybe_quantize_kv_cache`` calls ``to_quantized`` on every cache that has it,
+        and ``RotatingKVCache.to_quantized`` (Gemma 3's sliding-window layers) raises NYI."""
+        from mlx_lm.models.cache import KVCache, QuantizedKVCache, make_prompt_cache
+
+        cache = make_prompt_cache(self._model)
+        if self._kv_quant is None:
+            return cache
+        return [QuantizedKVCache(**self._kv_quant) if type(c) is KVCache else c for c in cache]
 
     def tokenize(self, text: str) -> list[int]:
         raise NotImplementedError("edgebench feeds prepared token IDs to mlx")
@@ -150,8 +188,11 @@ class MlxLmRunner:
         stamps, ids = [], []
         prompt = mx.array(prompt_ids)
         options = dict(self._options)
-        if prefix_ids:  # the depth, before the clock
-            options["prompt_cache"] = self._filled_cache(mx, list(prefix_ids))
+        # the cache generate_step would make itself (make_prompt_cache), kept for kv_cache_mb;
+        # at a depth it already holds the prefix, filled here, before the clock
+        self._cache = (self._filled_cache(mx, list(prefix_ids)) if prefix_ids
+                       else self._new_cache())
+        options["prompt_cache"] = self._cache
         mx.synchronize(self._stream)  # nothing queued earlier may run inside this call's clock
         mx.synchronize()
         try:
@@ -166,12 +207,10 @@ class MlxLmRunner:
         return TokenTimeline(t0, tuple(stamps), tuple(ids), len(prompt_ids))
 
     def _filled_cache(self, mx, prefix: list[int]):
-        """A prompt cache (``mlx_lm.models.cache.make_prompt_cache``) holding ``prefix``: forward
+        """A prompt cache (:meth:`_new_cache`: quantized as imposed) holding ``prefix``: forward
         passes in chunks of ``prefill_step_size``, each evaluated, as ``generate_step`` fills
         its own cache from a prompt; ``generate_step(prompt_cache=...)`` then appends to it."""
-        from mlx_lm.models.cache import make_prompt_cache
-
-        cache = make_prompt_cache(self._model)
+        cache = self._new_cache()
         step = int(self._options.get("prefill_step_size", 2048))
         ids = mx.array(prefix)
         with mx.stream(self._stream):
@@ -189,6 +228,16 @@ class MlxLmRunner:
             mx.eval(out)
         return np.array(out, copy=True)
 
+    def kv_cache_mb(self) -> tuple[float, str] | None:
+        """The prompt cache's buffers after the last generation (``nbytes`` of each layer's
+        cache: keys and values as allocated, in steps of 256 tokens, plus the scales and biases
+        of a quantized cache)."""
+        if not self._cache:
+            return None
+        return (sum(c.nbytes for c in self._cache) / 2**20,
+                f"mlx-lm cache nbytes after the last generation (sum of {len(self._cache)} "
+                "layers' caches)")
+
     def accelerator_peak_mb(self) -> tuple[float, str] | None:
         """MLX's own peak of Metal memory since load (``mx.get_peak_memory``); None on the
         CPU, where MLX's allocator figure is ordinary process memory (already counted)."""
@@ -200,3 +249,4 @@ class MlxLmRunner:
     def close(self) -> None:
         self._model = None
         self._stream = None
+        self._cache = None

@@ -23,6 +23,8 @@ _SCHEDULER_FIELDS = ("max_num_batched_tokens", "dynamic_split_fuse", "enable_pre
                      "use_sparse_attention")
 #: options LLMPipeline takes itself (not OpenVINO device properties)
 _GENAI_KEYS = ("ATTENTION_BACKEND",)
+#: the device properties of the KV cache's element type: the hint, and its per-part overrides
+_KV_KEYS = ("KV_CACHE_PRECISION", "KEY_CACHE_PRECISION", "VALUE_CACHE_PRECISION")
 
 
 def _import():
@@ -112,8 +114,10 @@ class OpenVINOGenAIRunner:
                           {"openvino": ov.get_version(), "devices": ", ".join(have)})
 
     def load(self, artifact: Path, device: str, threads: int, options: dict[str, Any],
-             context_tokens: int, logits_only: bool = False) -> LoadInfo:
+             context_tokens: int, logits_only: bool = False,
+             kv_cache: str | None = None) -> LoadInfo:
         ov, ovg = _import()
+        options = {**options, **kv_settings(kv_cache, options)}
         devices = self.probe().devices
         if device not in devices:
             raise DeviceUnavailable(
@@ -142,7 +146,7 @@ class OpenVINOGenAIRunner:
                 applied = int(compiled.get_property("INFERENCE_NUM_THREADS")) == threads
             return LoadInfo(load_s, _device_name(core, used), dict(core_props),
                             threads_applied=applied)
-        settings = dict(props)
+        settings = {**props, **kv_precision(core, ov_device, props)}
         kwargs = dict(props)
         if str(options.get("ATTENTION_BACKEND", "PA")).upper() == "SDPA":
             settings["pipeline"] = "stateful (SDPA)"
@@ -159,6 +163,10 @@ class OpenVINOGenAIRunner:
         applied = props.get("INFERENCE_NUM_THREADS") == threads if device == "cpu" else None
         return LoadInfo(load_s, _device_name(core, [ov_device]), settings,
                         threads_applied=applied)
+
+    # No kv_cache_mb(): LLMPipeline reports no KV size (only ContinuousBatchingPipeline's
+    # get_metrics().kv_cache_size_in_bytes does, for the blocks allocated so far), and the
+    # stateful IR's query_state() returns f32 tensors whatever the stored precision.
 
     def tokenize(self, text: str) -> list[int]:
         if self._pipe is not None:
@@ -228,6 +236,52 @@ class OpenVINOGenAIRunner:
         self._pipe = None
         self._tokenizer = None
         self._request = None
+
+
+def kv_settings(kv_cache: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The device property that imposes KV-cache type ``kv_cache``: the ``KV_CACHE_PRECISION``
+    hint (the CPU plugin takes u8, u4, u3, bf16, f16, f32 and rejects others at compile).
+    Empty when ``kv_cache`` is None.
+
+    Raises:
+        ConfigError: an unknown type, or suite options that set the KV precision otherwise.
+    """
+    if kv_cache is None:
+        return {}
+    types = FRAMEWORKS["openvino"].kv_cache_types
+    if kv_cache not in types:
+        raise ConfigError(f"openvino has no KV-cache type {kv_cache} (it has: "
+                          f"{', '.join(types)})")
+    for key in _KV_KEYS:
+        if key in options and str(options[key]).lower() != kv_cache:
+            raise ConfigError(f"openvino option {key}={options[key]!r} conflicts with "
+                              f"kv_cache {kv_cache} (which sets KV_CACHE_PRECISION={kv_cache})")
+    return {"KV_CACHE_PRECISION": kv_cache}
+
+
+def kv_precision(core, ov_device: str, props: dict[str, Any]) -> dict[str, Any]:
+    """The KV cache's element types for ``runtime_settings`` (:data:`_KV_KEYS`) and where they
+    come from. A requested value is recorded as requested: LLMPipeline exposes no compiled model
+    to read it back from (compiling the IR a second time would cost seconds and its memory
+    inside the load); a compiled model reads back KEY/VALUE_CACHE_PRECISION = the
+    KV_CACHE_PRECISION hint unless set themselves. Without a request, the device plugin's
+    default from ``Core.get_property`` (u8 on the CPU plugin: its default cache is quantized)."""
+    hint = props.get("KV_CACHE_PRECISION")
+    out: dict[str, Any] = {}
+    for key in _KV_KEYS:
+        value = props.get(key, hint)
+        if value is None:
+            try:
+                value = core.get_property(ov_device, key)
+            except Exception:  # noqa: BLE001 - a plugin without the property: not recorded
+                continue
+        out[key] = value.to_string() if hasattr(value, "to_string") else str(value).lower()
+    if out:
+        out["kv_cache_precision_from"] = (
+            "requested (LLMPipeline exposes no compiled model to read it back)"
+            if any(k in props for k in _KV_KEYS)
+            else f"plugin default: Core.get_property({ov_device})")
+    return out
 
 
 def _device_name(core, devices: list[str]) -> str:
