@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from edgebench.reports import select, series, sustained, tables, trends
+from edgebench.reports import context, select, series, sustained, tables, trends
 from edgebench.reports.claims import Claim, load_claims
 from edgebench.reports.environment import Environment, environment
 from edgebench.reports.recommend import DeviceRecommendation, Recommender, recommendations
@@ -20,6 +20,11 @@ SECTIONS = (("recommendation", "Recommendation"), ("chapter", "The chapter's tab
             ("matrices", "Framework × precision, per device"), ("pareto", "Pareto fronts"),
             ("latency", "Per-token latency distributions"), ("history", "History"),
             ("environment", "Environment and method"))
+#: Sections shown only when rows for them exist (id, heading, the section they follow): decode
+#: speed against context depth (some series measured at two depths or more), and KV-cache
+#: types (some row imposed one).
+OPTIONAL_SECTIONS = (("depth", "Decode speed vs context depth", "latency"),
+                     ("kvcache", "KV-cache type", "latency"))
 
 #: Per-device matrices: (metric column, heading).
 MATRICES = (("decode_tok_s", "decode tok/s"),
@@ -57,6 +62,10 @@ class Report:
     #: Sustained runs' summaries (``reports.sustained.table``) and their rows (drawn).
     sustained: pd.DataFrame = field(default_factory=pd.DataFrame)
     sustained_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Decode tok/s and TTFT per series and depth (``reports.context.depth_table``).
+    depth: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Size, memory, speed and quality per KV type (``reports.context.kv_table``).
+    kv_cache: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: (id, number, heading) of each section, in the order shown (:data:`SECTIONS`).
     sections: list[tuple[str, int, str]] = field(
         default_factory=lambda: [(k, i, h) for i, (k, h) in enumerate(SECTIONS, 1)])
@@ -82,7 +91,10 @@ def build_report(rows: pd.DataFrame, *, title: str = "edgebench report", filters
     pp = tables.per_precision(df)
     mats = _matrices(pp, devices)
     methods = sorted({provenance.label(m) for m in df["measurement"].unique()} - {""})
-    notes = select.hardware_notes(df, across_machines) + select.quality(df)[1] + _memory(pp)
+    depth = context.depth_table(df)
+    kv_cache, kv_notes = context.kv_table(df)
+    notes = (select.hardware_notes(df, across_machines) + select.quality(df)[1] + _memory(pp)
+             + kv_notes)
     return Report(
         title=title, filters=filters, generated_at=datetime.now(timezone.utc), rows=len(df),
         edgebench_version=__version__, devices=devices,
@@ -92,8 +104,22 @@ def build_report(rows: pd.DataFrame, *, title: str = "edgebench report", filters
         sustained=sustained.table(df), sustained_rows=sustained.rows(df),
         recommendations=recommendations(df, recommender, across_machines=across_machines),
         non_measured=methods, notes=notes, warnings=_warnings(pp),
-        across_machines=across_machines,
+        across_machines=across_machines, depth=depth, kv_cache=kv_cache,
+        sections=_sections({"depth": not depth.empty, "kvcache": not kv_cache.empty}),
     )
+
+
+def _sections(shown: dict[str, bool]) -> list[tuple[str, int, str]]:
+    """(id, number, heading) of :data:`SECTIONS` plus the optional ones that have rows."""
+    keys = list(SECTIONS)
+    optional = {k for k, _, _ in OPTIONAL_SECTIONS}
+    for key, heading, after in OPTIONAL_SECTIONS:
+        if shown.get(key):  # after its section and the optional ones already put there
+            at = next(i for i, (k, _) in enumerate(keys) if k == after)
+            while at + 1 < len(keys) and keys[at + 1][0] in optional:
+                at += 1
+            keys.insert(at + 1, (key, heading))
+    return [(k, i, h) for i, (k, h) in enumerate(keys, 1)]
 
 
 def _matrices(pp: pd.DataFrame, devices: list[str]) -> dict[str, list[tuple[str, pd.DataFrame]]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from edgebench.reports import figures, sustained, trends
+from edgebench.reports import context, figures, sustained, trends
 from edgebench.reports.build import Report
 from edgebench.results import provenance
 
@@ -135,6 +135,8 @@ def _figures(report: Report) -> dict[str, Any]:
         "history": figures.history(report.history) if not report.history.empty else None,
         "trends": [trends.figure(found, m) for m, found in report.trends.items()],
         "sustained": sustained.figure(report.sustained_rows),
+        "depth": context.depth_figures(report.depth),
+        "kvcache": context.kv_figure(report.kv_cache) if not report.kv_cache.empty else None,
     }
 
 
@@ -158,6 +160,8 @@ def _context(report: Report, draw: bool) -> dict[str, Any]:
         "memory_label": _FIGURE,
         "trend_steps": trends.step_lines(report.trends),
         "sustained": table(report.sustained) if not report.sustained.empty else "",
+        "depth": table(report.depth) if not report.depth.empty else "",
+        "kvcache": table(report.kv_cache) if not report.kv_cache.empty else "",
     }
     if draw:
         n = iter(range(10_000))

@@ -14,8 +14,9 @@ import pandas as pd
 from edgebench.decision import compare
 from edgebench.results import provenance
 
-#: Quality rows join speed rows on these (numerics do not depend on the machine).
-QUALITY_KEY = ["model_sha256", "framework", "precision", "device"]
+#: Quality rows join speed rows on these (numerics do not depend on the machine; a quantized KV
+#: cache has its own quality: ``kv_type``, see :func:`prepare`).
+QUALITY_KEY = ["model_sha256", "framework", "precision", "device", "kv_type"]
 QUALITY_COLS = ["ppl", "ppl_stderr", "ppl_reference", "kld_mean", "kld_p99", "top1_agree",
                 "quality_reference", "kld_floor_mean"]
 ACROSS = "all hardware (--across-machines)"
@@ -26,6 +27,8 @@ UNNAMED = {"model": "unknown model", "framework": "unknown", "precision": "unkno
 #: The workload of a cell whose timings are simulated: it shows no timings, only its artifact
 #: and numerics, which no workload changes.
 NO_TIMINGS = "no timings (simulated)"
+#: ``kv_type`` of a row that imposed no KV-cache type (``kv_cache`` null: the runtime's own).
+DEFAULT_KV = "default"
 
 
 def label(measurement) -> str:
@@ -48,24 +51,43 @@ def timings_simulated(rows: pd.DataFrame) -> pd.Series:
         lambda m: provenance.kind(m, "timings") == provenance.SIMULATED).astype(bool)
 
 
-def workload_label(r) -> str:
-    """A row's full workload: context depth (when not 0), prompt and new tokens, threads,
-    runtime options."""
+def workload_label(r, *, depth: bool = True, kv: bool = True) -> str:
+    """A row's full workload: context depth (when not 0), prompt file (when one), prompt and
+    new tokens, threads, KV-cache type (when one is imposed), runtime options. ``depth`` /
+    ``kv`` False leave that axis out (the sections that draw it name it themselves)."""
     def num(k):
         v = compare.value(r, k)
         return "?" if v is None else str(int(v))
 
     text = f"{num('prompt_tokens')}+{num('new_tokens')} tokens, {num('threads')} threads"
-    depth = compare.value(r, "depth")
-    if depth:  # a filled KV cache is another workload; depth 0 reads as before
-        text = f"depth {int(depth)}, {text}"
+    prompts = compare.value(r, "prompt_file")
+    if prompts or compare.value(r, "prompt_file_sha256"):  # real prompts: prompt_tokens is
+        text = f"prompt file {prompts or '?'}, {text}"  # their mean length
+    d = compare.value(r, "depth")
+    if depth and d:  # a filled KV cache is another workload; depth 0 reads as before
+        text = f"depth {int(d)}, {text}"
+    kv_cache = compare.value(r, "kv_cache")
+    if kv and kv_cache:  # an imposed KV type is another configuration; the default reads as before
+        text = f"{text}, KV {kv_cache}"
     options = compare.value(r, "options")
     return text if options in (None, "", "{}") else f"{text}, options {options}"
 
 
+def is_default_context(df: pd.DataFrame) -> pd.Series:
+    """Rows at depth 0 (an empty KV cache), with the runtime's default KV type and the
+    synthetic prompt: the rows the chapter's table compares."""
+    def null(col):
+        return df[col].isna() if col in df else pd.Series(True, index=df.index)
+
+    depth = (df["depth"].fillna(0) == 0) if "depth" in df else pd.Series(True, index=df.index)
+    return (depth & null("kv_cache") & null("prompt_file") & null("prompt_file_sha256")).astype(
+        bool)
+
+
 def prepare(df: pd.DataFrame, across_machines: bool = False) -> pd.DataFrame:
     """Normalise raw rows: ``kind`` and ``measurement`` filled in; ``hardware`` (the device
-    fingerprint, :func:`compare.hardware_key`), ``workload`` and ``device_label`` added.
+    fingerprint, :func:`compare.hardware_key`), ``workload``, ``kv_type`` (``kv_cache``, or
+    :data:`DEFAULT_KV` where null) and ``device_label`` added.
 
     A device label names the device and the hardware (its CPU model, or the whole fingerprint
     when two fingerprints share a CPU model), since ``cpu`` on two laptops is two devices; with
@@ -77,6 +99,8 @@ def prepare(df: pd.DataFrame, across_machines: bool = False) -> pd.DataFrame:
     out["kind"] = out["kind"].fillna("speed")
     out["measurement"] = out["measurement"].fillna("measured")
     out["model_sha256"] = out["model_sha256"].fillna(out["model"])
+    kv = out["kv_cache"] if "kv_cache" in out else pd.Series(None, index=out.index, dtype=object)
+    out["kv_type"] = kv.astype(object).where(kv.notna(), DEFAULT_KV)
     recs = out.to_dict("records")
     out["hardware"] = [compare.hardware_key(r) for r in recs]
     out["workload"] = [workload_label(r) for r in recs]
@@ -149,11 +173,15 @@ def quality(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     q = q.assign(_protocol=[compare.protocol(r) for r in q.to_dict("records")])
     keep, notes = [], []
     for _, g in q.groupby("model_sha256", sort=True):
-        cells = {}  # (framework, precision, device) -> its protocols
-        for key, p in zip(zip(g["framework"], g["precision"], g["device"]), g["_protocol"]):
+        cells = {}  # (framework, precision, device, KV type) -> its protocols
+        for key, p in zip(zip(g["framework"], g["precision"], g["device"], g["kv_type"]),
+                          g["_protocol"]):
             cells.setdefault(key, set()).add(p)
         counts = Counter(p for ps in cells.values() for p in ps)
-        chosen = compare.choose_protocol(counts)
+        # the protocol is the default KV type's: an imposed KV type's quality is scored at a
+        # long context of its own (reports.context shows it) and never picks the model's
+        default = Counter(p for k, ps in cells.items() if k[3] == DEFAULT_KV for p in ps)
+        chosen = compare.choose_protocol(default or counts)
         mine = g["_protocol"].map(lambda p, c=chosen: p == c)
         if len(counts) > 1:
             left = Counter(p for p in g["_protocol"] if p != chosen)

@@ -13,9 +13,10 @@ from edgebench.reports.claims import Claim
 from edgebench.reports.select import latest, latest_ok, ok_speed, prepare  # noqa: F401
 from edgebench.results import provenance
 
-#: Rows of one group: same device (hardware), model, runtime, way of measuring and workload.
+#: Rows of one group: same device (hardware), model, runtime, way of measuring, workload and
+#: KV-cache type (the workload names an imposed one; ``kv_type`` joins the quality rows).
 GROUP = ["device_label", "device", "model", "model_sha256", "framework", "measurement",
-         "workload"]
+         "workload", "kv_type"]
 #: Rows of one comparison (every runtime on one device, model and workload, one way of
 #: measuring): they share one memory figure.
 COMPARISON = ["device_label", "model_sha256", "workload", "measurement"]
@@ -185,14 +186,22 @@ def chapter_table(df: pd.DataFrame, claims: list[Claim],
     precision, bits per weight, artifact size and its reduction — against the same runtime's
     high-precision artifact, else the same parameter count at 16 bits — checked against the
     memory claim as artifact size (not device memory), and KLD; speed is left empty.
+
+    Only rows at depth 0 (an empty KV cache), with the runtime's default KV type and the
+    synthetic prompt enter it (:func:`select.is_default_context`): the chapter's claims are
+    about that setting; other depths, KV types and prompt files have their own sections.
     """
-    table = with_baselines(per_precision(df) if pp is None else pp, df)
+    base = df[select.is_default_context(df)]
+    if pp is None or len(base) != len(df):
+        pp = per_precision(base)
+    full, df = df, base
+    table = with_baselines(pp, df)
     rows: list[dict] = []
     for claim in claims:
         mine = table[table["framework"].isin(claim.runtimes)] if not table.empty else table
         mine = mine[~mine["is_high"]] if not mine.empty else mine
         if mine.empty:
-            rows.append(_not_measured(claim, df))
+            rows.append(_not_measured(claim, df, full))
             continue
         for r in mine.sort_values(["device_label", "model", "workload", "framework", "bits"],
                                   ascending=[True, True, True, True, False]).to_dict("records"):
@@ -304,9 +313,14 @@ def _simulated(claim: Claim, r: dict) -> dict:
     return row
 
 
-def _not_measured(claim: Claim, df: pd.DataFrame) -> dict:
+def _not_measured(claim: Claim, df: pd.DataFrame, full: pd.DataFrame | None = None) -> dict:
     why = df[df["framework"].isin(claim.runtimes) & (df["status"] != "ok")]
-    if not why.empty:
+    elsewhere = (full is not None and df[df["framework"].isin(claim.runtimes)].empty
+                 and not full[full["framework"].isin(claim.runtimes)].empty)
+    if elsewhere:
+        note = ("not measured at depth 0 with the default KV type and the synthetic prompt "
+                "(rows of other depths, KV types or prompt files only: see their sections)")
+    elif not why.empty:
         last = latest(why).iloc[-1]
         note = f"not measured: {last['status']}: {last['message'] or 'no message'}"
     elif not df[df["framework"].isin(claim.runtimes)].empty:
