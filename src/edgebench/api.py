@@ -270,9 +270,17 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
         except EdgebenchError as e:
             return record_for(run, ctx, "error", f"preparing {run.prepare} failed: {e}")
     # depth + prompt is one continuous text: the first `depth` IDs fill the KV cache, the next
-    # `prompt_tokens` are the measured prompt (at depth 0, exactly the IDs of before)
-    key = (run.model_sha256, run.depth + run.prompt_tokens)
+    # `prompt_tokens` are the measured prompt (at depth 0, exactly the IDs of before). A prompt
+    # file's prompts come tokenized with the plan (run.prompt_set_ids): only the depth prefix
+    # is cut from the synthetic text, and nothing is tokenized at depth 0.
+    from_file = run.prompt_file is not None
+    if from_file and run.sustain_s:
+        return record_for(run, ctx, "skipped", f"a sustained run takes the synthetic prompt, "
+                                               f"not prompt file {run.prompt_file}")
+    key = (run.model_sha256, run.depth if from_file else run.depth + run.prompt_tokens)
     failed = (run.model_sha256, None)  # a tokenizer that cannot work fails every length
+    if not key[1]:  # a prompt file at depth 0: nothing to cut from the synthetic text
+        prompts.setdefault(key, [])
     if key not in prompts and failed not in prompts:
         try:  # the model's own tokenizer, from its source: the same IDs for every runtime
             source = prepare_mod.source_of(resolve_model(run.model_ref, cache)).path \
@@ -290,7 +298,7 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
         return record_for(run, ctx, "error", f"cannot tokenize the prompt of {run.model}: "
                                              f"{' '.join(why.split())}")
     run = replace(run, prefix_ids=tuple(ids[:run.depth]))
-    ids = ids[run.depth:]
+    ids = [] if from_file else ids[run.depth:]
     if run.sustain_s:  # continuous generation for the duration: the timeout grows with it
         from edgebench.harness.sustain_run import measure_sustained
 

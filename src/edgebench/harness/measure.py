@@ -244,6 +244,36 @@ def context_fill(run: PlannedRun) -> dict:
     return {"prefix_ids": list(run.prefix_ids)} if run.depth else {}
 
 
+def run_prompts(run: PlannedRun) -> list[list[int]]:
+    """The prompts every warm-up and repetition runs, in order: the run's one prompt of
+    ``prompt_tokens`` IDs, or each prompt of its prompt file (``prompt_set_ids``, file order).
+
+    Raises:
+        ConfigError: the run's IDs do not match its planned lengths.
+    """
+    if not run.prompt_set_ids:
+        if not run.prompt_ids or len(run.prompt_ids) != run.prompt_tokens:
+            raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
+                              f"expected {run.prompt_tokens}")
+        return [list(run.prompt_ids)]
+    lengths = [len(p) for p in run.prompt_set_ids]
+    if not all(lengths):
+        raise ConfigError(f"prompt {lengths.index(0) + 1} of {run.prompt_file} has no IDs")
+    if round(sum(lengths) / len(lengths)) != run.prompt_tokens:
+        raise ConfigError(f"run has prompts of {sum(lengths) / len(lengths):g} IDs on average, "
+                          f"expected {run.prompt_tokens}")
+    return [list(p) for p in run.prompt_set_ids]
+
+
+def tokens_per_generate(run: PlannedRun) -> float:
+    """Prompt + new tokens of one timed ``generate``, on average: energy is read around each
+    (a prompt file's prompts each have their own length, so ``j_per_token`` is the joules of
+    all samples over all their tokens)."""
+    if not run.prompt_set_ids:
+        return run.prompt_tokens + run.new_tokens
+    return sum(len(p) for p in run.prompt_set_ids) / len(run.prompt_set_ids) + run.new_tokens
+
+
 def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
     """Measure ``run`` in this process and return its row (never raises for runtime failures).
 
@@ -253,6 +283,10 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
     meter ``energy_method = "none"`` and the energy columns stay null. Memory and noise are
     measured from the start of this call (see :func:`with_validity`), so in a fresh process the
     baseline is the harness without the runtime.
+
+    A prompt-file run (``prompt_set_ids``) runs every prompt, in file order, in each warm-up
+    and each repetition: one sample (timeline) per prompt and repetition, each with its own
+    prompt length, and the row's statistics over all of them (docs/prompts.md).
     """
     started = now()
     base = record_for(run, ctx, "ok", started_at=started)
@@ -266,10 +300,7 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
         if isinstance(runner, RemoteProfile):  # a service profiles it: no local clock
             return remote_row(base, runner, run)
         base = replace(base, **telemetry.machine_columns())  # this machine's, not a remote's
-        if not run.prompt_ids or len(run.prompt_ids) != run.prompt_tokens:
-            raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
-                              f"expected {run.prompt_tokens}")
-        prompt = list(run.prompt_ids)
+        prompts = run_prompts(run)  # one prompt, or a prompt file's, in file order
         fill = context_fill(run)  # the depth prefix, evaluated before t0 of every generate
         energy = EnergyRecorder.for_device(run.device)
         baseline_mb = memory.tree_rss(psutil.Process()) / memory.MB
@@ -280,7 +311,8 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
             energy.idle()  # idle power with the model loaded; no meter: no delay
             warm = None
             for _ in range(run.warmup):
-                warm = runner.generate(prompt, run.new_tokens, **fill)
+                for prompt in prompts:
+                    warm = runner.generate(prompt, run.new_tokens, **fill)
             timelines = []
             before = telemetry.snapshot("before")  # frequency, temperature: off the clock
             energy.begin(warm)
@@ -288,14 +320,15 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
                 for i in range(run.repetitions):
                     if i and run.cooldown_s:
                         time.sleep(run.cooldown_s)
-                    energy.before()
-                    tl = runner.generate(prompt, run.new_tokens, **fill)
-                    energy.after()
-                    mem.sample()
-                    if len(tl.token_ns) != run.new_tokens:
-                        raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
-                                             f"asked for {run.new_tokens}")
-                    timelines.append(tl)
+                    for prompt in prompts:  # a sample per prompt, each its own prompt length
+                        energy.before()
+                        tl = runner.generate(prompt, run.new_tokens, **fill)
+                        energy.after()
+                        mem.sample()
+                        if len(tl.token_ns) != run.new_tokens:
+                            raise EdgebenchError(f"runtime produced {len(tl.token_ns)} tokens, "
+                                                 f"asked for {run.new_tokens}")
+                        timelines.append(tl)
             energy.end()
             after = telemetry.snapshot("after")
         noise.stop()
@@ -305,7 +338,7 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
                       runtime_settings=settings_json(load.options))
         rec = replace(_with_metrics(rec, timelines, load.load_s, mem, baseline_mb),
                       measurement=load.measurement)
-        rec = replace(rec, **energy.columns(timelines, run.prompt_tokens + run.new_tokens))
+        rec = replace(rec, **energy.columns(timelines, tokens_per_generate(run)))
         return replace(with_validity(rec, peak, mem, noise, runner), finished_at=now())
     except Exception as e:  # noqa: BLE001 - every failure becomes the row's outcome
         return failed_row(base, e)
