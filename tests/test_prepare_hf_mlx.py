@@ -63,16 +63,6 @@ def test_mlx_recipe_on_tiny_loads_and_generates(tiny, tmp_path, precision, low, 
 
 
 @needs_convert
-def test_gguf_recipes_refuse_a_checkpoint_source(tiny, tmp_path):
-    from edgebench.errors import ConfigError
-
-    source = prep.source_of(resolve_model(str(tiny), tmp_path))
-    with pytest.raises(ConfigError, match="cannot prepare gguf:q8_0 from tiny-gemma3: gguf "
-                                          "targets are made from a GGUF source"):
-        prep.prepare(source, prep.parse_target("gguf:q8_0"), tmp_path)
-
-
-@needs_convert
 def test_gemma_gguf_dequantized_to_checkpoint():
     """GGUF Q4_K_M -> float32 checkpoint (about 1.5 minutes the first time, then cached)."""
     import torch

@@ -74,9 +74,15 @@ def source_of(model: ResolvedModel) -> SourceModel:
     return SourceModel(model.name, model.sha256, best.path, best.format, best.precision)
 
 
+def _tools(mod: ModuleType, source: SourceModel) -> dict[str, str]:
+    """The versions that decide what a recipe writes for this source (``tools_for`` where a
+    recipe's stack depends on the source, e.g. GGUF from a checkpoint)."""
+    return mod.tools_for(source) if hasattr(mod, "tools_for") else mod.tools()
+
+
 def _key(source: SourceModel, target: Target) -> str:
-    return artifact_key(source.sha256, target.format, target.precision, recipe(target.format)
-                        .tools())
+    return artifact_key(source.sha256, target.format, target.precision,
+                        _tools(recipe(target.format), source))
 
 
 def cached(source: SourceModel, target: Target, cache_root: Path) -> Manifest | None:
@@ -136,7 +142,7 @@ def prepare(source: SourceModel, target: Target, cache_root: Path) -> Manifest:
     mod = recipe(target.format)
     if (reason := mod.accepts(source)) is not None:
         raise ConfigError(f"cannot prepare {target} from {source.name}: {reason}")
-    tools = mod.tools()
+    tools = _tools(mod, source)
     store = ArtifactCache(cache_root)
     key = _key(source, target)
     if (hit := store.get(target.format, key)) is not None:

@@ -47,7 +47,7 @@ class ConverterEnv:
         """
         final = self.path(cache_root)
         py = final / "bin" / "python"
-        if (final / ".complete").exists():
+        if self.ready(cache_root):
             return py
         # built in place (a venv cannot move: its scripts hold its path); ".complete" is
         # written last, so a half-made environment is never used and is rebuilt next time
@@ -66,14 +66,18 @@ class ConverterEnv:
         (final / ".complete").write_text(json.dumps(self.requirements))
         return py
 
-    def run(self, cache_root: Path, args: list[str], what: str, timeout_s: float = 3600
-            ) -> str:
+    def ready(self, cache_root: Path) -> bool:
+        """Whether the environment is already made (costs nothing; makes nothing)."""
+        return (self.path(cache_root) / ".complete").exists()
+
+    def run(self, cache_root: Path, args: list[str], what: str, timeout_s: float = 3600,
+            extra_env: dict[str, str] | None = None) -> str:
         """Run ``python args...`` in the environment; return its output.
 
         Raises:
             RunFailed: non-zero exit, with the converter's own last log lines.
         """
-        env = {**os.environ, "PYTHONNOUSERSITE": "1"}
+        env = {**os.environ, "PYTHONNOUSERSITE": "1", **(extra_env or {})}
         env.pop("PYTHONPATH", None)
         return run_logged([str(self.python(cache_root)), *args], what, timeout_s, env)
 
