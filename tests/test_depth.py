@@ -3,9 +3,8 @@ repetition, then the timed prompt (the issue's "Depth axis").
 
 Equivalence per runtime: greedy tokens of prompt Q after a filled prefix P equal the greedy
 tokens of the one prompt P + Q. The bound is exact token equality: fp32 compute on the tiny
-Gemma 3 (ORT GenAI onnx:fp32, MLX with compute_dtype float32), and llama.cpp on Gemma 3 270M
-(the tiny checkpoint has no GGUF recipe: GGUF targets are made from a GGUF source), whose
-CPU kernels compute each row the same whatever the batch it is in.
+Gemma 3 (ORT GenAI onnx:fp32, MLX with compute_dtype float32), and llama.cpp on Gemma 3 270M,
+whose CPU kernels compute each row the same whatever the batch it is in.
 """
 
 import dataclasses

@@ -368,10 +368,13 @@ def test_the_sweep_passes_the_prompt_set_and_cuts_only_the_depth_prefix(monkeypa
     assert got[1].prefix_ids == (100, 101, 102) and got[1].prompt_ids == ()
 
 
-def test_a_sustained_prompt_set_is_a_skipped_row(monkeypatch):
-    monkeypatch.setattr(api, "run_isolated", lambda *a: pytest.fail("must not run"))
-    row = api._one(_run("llama-cpp", sustain_s=30.0), CTX, Path("cache"), {})
-    assert row.status == "skipped" and "prompt file three.jsonl" in row.message
+def test_a_sustained_prompt_set_is_a_skipped_row(tiny_gguf, tmp_path, words_tokenizer):
+    three = _file(tmp_path, "a b", "a b c d e f", "a b c d e f g h i j")
+    suite = Suite(name="s", models=[str(tiny_gguf)], precisions=["q8_0"], new_tokens=[4],
+                  prompt_files=[three], sustain=30.0)
+    (run,) = api.plan(suite, Path("cache"))
+    assert run.skip_reason == ("a sustained run takes the synthetic prompt, not prompt file "
+                               f"{three}")
 
 
 @needs_llama

@@ -273,10 +273,7 @@ def _one(run: PlannedRun, ctx: RunContext, cache: Path,
     # `prompt_tokens` are the measured prompt (at depth 0, exactly the IDs of before). A prompt
     # file's prompts come tokenized with the plan (run.prompt_set_ids): only the depth prefix
     # is cut from the synthetic text, and nothing is tokenized at depth 0.
-    from_file = run.prompt_file is not None
-    if from_file and run.sustain_s:
-        return record_for(run, ctx, "skipped", f"a sustained run takes the synthetic prompt, "
-                                               f"not prompt file {run.prompt_file}")
+    from_file = run.prompt_file is not None  # (a sustained run with one: skipped at planning)
     key = (run.model_sha256, run.depth if from_file else run.depth + run.prompt_tokens)
     failed = (run.model_sha256, None)  # a tokenizer that cannot work fails every length
     if not key[1]:  # a prompt file at depth 0: nothing to cut from the synthetic text

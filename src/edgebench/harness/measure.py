@@ -59,7 +59,9 @@ def record_for(run: PlannedRun, ctx: RunContext, status: str, message: str | Non
         bits_per_weight=art.bits_per_weight if art else None,
         artifact_precision_class=precision_class(run.precision)
         if run.precision in NOMINAL_BITS else None,
-        prompt_ids_sha256=ids_sha256(run.prompt_ids) if run.prompt_ids else None,
+        # a prompt file's: the hash of every prompt's IDs, in file order
+        prompt_ids_sha256=ids_sha256(run.prompt_ids) if run.prompt_ids else
+        ids_sha256([list(p) for p in run.prompt_set_ids]) if run.prompt_set_ids else None,
         repetitions=run.repetitions, warmup=run.warmup, cooldown_s=run.cooldown_s,
         timeout_s=run.timeout_s, sustain_s=run.sustain_s, depth=run.depth,
         kv_cache=run.kv_cache, prompt_file=run.prompt_file,

@@ -245,6 +245,8 @@ def expand(suite: Suite, resolve: Callable[[str], ResolvedModel],
             reason = kv_problem
         elif set_problem:
             reason = set_problem
+        elif pfile and c.get("sustain", suite.sustain):
+            reason = f"a sustained run takes the synthetic prompt, not prompt file {pfile.name}"
         elif problems[c["model"]]:
             reason = problems[c["model"]]
         elif too_long:
