@@ -50,22 +50,42 @@ REFERENCES = ("llama-cpp:f16", "ort-genai:fp32", "openvino:fp16")
 
 
 def quality_runs(suite: Suite, cache: Path) -> list[PlannedRun]:
-    """The suite's cells, one per model x framework x precision x device x threads x options
-    (prompt and token-count axes do not apply to quality)."""
+    """The suite's cells, one per model x framework x precision x device x threads x options x
+    KV-cache type (prompt, prompt-file, token-count, depth and sustain axes do not apply to
+    quality: a quality row scores the corpus, never the suite's prompts)."""
     cells: dict[tuple, PlannedRun] = {}
     for run in api.plan(suite, cache):
         key = (run.model_ref, run.framework, run.precision, run.device, run.threads,
-               run.options_json)
-        plain = run.depth == 0 and run.sustain_s is None
-        if key not in cells or (plain and not _plain(cells[key])):
-            cells[key] = run  # a depth-0, non-sustained cell stands for the others
-    # depth and sustain are workload axes: perplexity is scored on the corpus, at neither
-    return [run if _plain(run) else dataclasses.replace(run, depth=0, sustain_s=None)
-            for run in cells.values()]
+               run.options_json, run.kv_cache)
+        if key not in cells or _rank(run) < _rank(cells[key]):
+            cells[key] = run  # a plain cell (depth 0, not sustained, no file) stands for others
+    return [run if _plain(run) else dataclasses.replace(
+        run, depth=0, sustain_s=None, prefix_ids=(), prompt_file=None, prompt_file_sha256=None,
+        prompt_set_ids=()) for run in cells.values()]
 
 
 def _plain(run: PlannedRun) -> bool:
-    return run.depth == 0 and run.sustain_s is None
+    return run.depth == 0 and run.sustain_s is None and run.prompt_file is None
+
+
+def _rank(run: PlannedRun) -> tuple[bool, bool]:
+    """Which of a quality cell's runs stands for it: plain first, then one not skipped (a
+    workload axis, e.g. a depth beyond the context, may have skipped the others)."""
+    return (not _plain(run), run.skip_reason is not None)
+
+
+def fit_context(run: PlannedRun, n_ctx: int) -> PlannedRun:
+    """``run`` with its runtime's context option (llama.cpp's ``n_ctx``,
+    ``FrameworkSpec.context_option``) raised to the quality protocol's ``n_ctx`` where the suite
+    set it lower for its speed cells (smoke's 512): a quality run holds ``n_ctx`` tokens."""
+    from edgebench.harness.registry import FRAMEWORKS
+
+    spec = FRAMEWORKS.get(run.framework)
+    option = spec.context_option if spec else None
+    cap = run.options.get(option) if option else None
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap >= n_ctx:
+        return run
+    return dataclasses.replace(run, options={**run.options, option: n_ctx})
 
 
 def _context_length(source: Path) -> int | None:
@@ -102,10 +122,13 @@ def corpus_chunks(corpus: Corpus, model_ref: str, cache: Path, n_ctx: int,
 
 def _reference_run(label: str, like: PlannedRun, suite: Suite, cache: Path) -> PlannedRun:
     fw, precision = label.split(":")
+    # the runtime's default KV cache (never a quantized one), depth 0, the synthetic prompt,
+    # not sustained: the reference is the highest-precision run there is
     ref_suite = dataclasses.replace(suite.override(
         models=[like.model_ref], frameworks=[fw], precisions=[precision], devices=["cpu"],
         threads=[like.threads], prompt_tokens=[like.prompt_tokens],
-        new_tokens=[like.new_tokens]), include=(), exclude=())
+        new_tokens=[like.new_tokens], depths=[0], kv_cache=["default"],
+        prompt_files=["synthetic"]), include=(), exclude=(), sustain=None)
     (run,) = api.plan(ref_suite, cache)
     if run.skip_reason:
         raise ConfigError(f"reference {label} cannot run: {run.skip_reason}")
@@ -145,7 +168,7 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
     store.check()
     corp = load_corpus(corpus)
     label = _pick_reference(reference)
-    runs = quality_runs(suite, cache)
+    runs = [fit_context(run, n_ctx) for run in quality_runs(suite, cache)]
     ctx = RunContext(api.new_session_id(), fingerprint())
     # keys measured before (--resume: with the runtime version and artifact hash the row was
     # measured with) or in this session so far, the reference's row included as soon as it is
@@ -158,7 +181,7 @@ def run_quality(suite: Suite, store: Store, cache: Path, *, corpus: str | None =
     def spec_for(run: PlannedRun) -> QualitySpec:
         if run.model_ref not in specs:
             sha, chunk_ids = corpus_chunks(corp, run.model_ref, cache, n_ctx, chunks)
-            ref = _reference_run(label, run, suite, cache)
+            ref = fit_context(_reference_run(label, run, suite, cache), n_ctx)
             # the first chunk's IDs stand for the tokenization and BOS; the storage version keeps
             # a cache of another format (float16 before) from being read as this one
             key = hashlib.sha256(json.dumps([

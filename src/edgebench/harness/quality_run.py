@@ -10,15 +10,24 @@ The KLD floor of a chunk is KL(stored reference || full-precision reference) per
 position, measured when the reference is written: what storage alone adds to every row's KLD.
 Every quality row records its mean and 99th percentile over the same chunks.
 
-``scored_tok_s`` times only the ``logits`` calls: the runner was loaded with ``logits_only``
-before the clock (llama.cpp's ``logits_all`` load, OpenVINO's compile), and the reference's
-storage and the KLD arithmetic run outside it.
+The scored positions are processed in blocks of :data:`BLOCK` rows (log-softmax, NLL, top-1,
+KLD, the reference's codes read or written), so no ``[n_ctx, vocab]`` array is held beyond what
+the runner gives: a runner with the :class:`~edgebench.harness.runner.ScoredLogits` hook
+streams its logits block by block (llama.cpp: ``runners/llama_cpp_logits``); others are sliced
+from their whole-chunk :meth:`~edgebench.harness.runner.Runner.logits`.
+
+``scored_tok_s`` times only the runtime's forward pass (the ``logits`` call, or each step of the
+stream): the runner was loaded with ``logits_only`` before the clock (llama.cpp's
+``logits_all`` load, OpenVINO's compile), and the reference's storage and the KLD arithmetic run
+outside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,6 +49,7 @@ from edgebench.harness.measure import (
     with_validity,
 )
 from edgebench.harness.registry import load_runner
+from edgebench.harness.runner import ScoredLogits
 from edgebench.results import provenance
 from edgebench.results.schema import RunRecord, run_key
 from edgebench.suites.expand import PlannedRun
@@ -98,20 +108,149 @@ def quality_identity(run: PlannedRun, spec: QualitySpec) -> dict:
             "reference_storage": q.REFERENCE_STORAGE}
 
 
-def _reference_logprobs(ref_dir: Path, i: int, lp: np.ndarray, write: bool) -> np.ndarray:
-    """Chunk ``i``'s stored reference log-probs, as every row reads them; when ``write``,
-    ``lp`` (the reference's own, full precision) is stored first with its KLD floor."""
-    if write:
-        ref_dir.mkdir(parents=True, exist_ok=True)
-        codes = q.encode_logprobs(lp)
-        ref = q.decode_logprobs(codes)
-        _save(ref_dir / f"chunk{i}.lp.npy", codes)
-        _save(ref_dir / f"chunk{i}.floor.npy", q.kl_divergence(ref, lp))
-        return ref
+#: Scored positions handled at once: every array of the arithmetic is ``[BLOCK, vocab]``
+#: (128 MB of float32 for Gemma 3's 262k-token vocabulary), never ``[n_ctx, vocab]``.
+BLOCK = 128
+
+
+def scored_blocks(runner, ids: list[int], block: int = BLOCK) -> Iterator[np.ndarray]:
+    """The logits of ``ids``' scored positions, in order, in arrays of at most ``block`` rows:
+    streamed by a runner with the :class:`ScoredLogits` hook, else sliced from its whole-chunk
+    :meth:`Runner.logits`.
+
+    Raises:
+        EdgebenchError: the runtime gave logits for another number of positions.
+    """
+    first, last = q.scored_range(len(ids))
+    if isinstance(runner, ScoredLogits):
+        yield from runner.scored_logits(ids, first, last, block)
+        return
+    logits = runner.logits(ids)
+    if np.shape(logits)[0] != len(ids):
+        raise EdgebenchError(f"runtime gave logits for {np.shape(logits)[0]} of {len(ids)} "
+                             "positions")
+    for start in range(first, last, block):
+        yield logits[start:min(start + block, last)]
+
+
+@dataclass
+class ChunkScore:
+    """One chunk's per-position results."""
+
+    nll: np.ndarray
+    kld: np.ndarray
+    top1: np.ndarray
+
+
+def score_chunk(blocks: Iterator[np.ndarray], ids: list[int], ref_dir: Path, i: int,
+                write: bool, clock=None) -> ChunkScore:
+    """NLL, KLD and top-1 agreement of chunk ``i`` (``ids``) from its scored logits, block by
+    block; when ``write`` (the reference run), chunk ``i``'s stored log-probs, KLD floor and NLLs
+    are written as they come (``chunk{i}.lp.npy`` row block after row block: the same bytes as
+    one ``np.save`` of the whole array). ``clock``: a context manager entered around each step of
+    ``blocks`` (the runtime's forward pass), to time it.
+
+    Raises:
+        EdgebenchError: a reference cache that is not uint16 codes of this chunk's shape, or
+            logits for another number of positions than the chunk scores.
+    """
+    first, last = q.scored_range(len(ids))
+    n = last - first
+    targets = np.asarray(ids[first + 1:last + 1])
+    nll, kld, top1, floor = [], [], [], []
+    # the stored reference, read or written a block at a time through plain file I/O (a memory
+    # map's touched pages would count in the row's RSS: 1 GB for a 4096-token chunk)
+    lp_path = ref_dir / f"chunk{i}.lp.npy"
+    tmp = lp_path.with_name(f".{lp_path.name}.{os.getpid()}.tmp.npy")
+    f = None
+    if not write:
+        try:
+            f = open(lp_path, "rb")  # noqa: SIM115 - closed in the finally below
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+        except (OSError, ValueError) as e:
+            if f is not None:
+                f.close()
+            raise EdgebenchError(f"reference cache {ref_dir}: {e}") from e
+        if dtype != np.uint16 or fortran or len(shape) != 2:
+            f.close()
+            raise EdgebenchError(f"reference cache {ref_dir}: reference log-probs are "
+                                 f"{dtype}, expected uint16 codes")
+        if shape[0] != n:
+            f.close()
+            raise EdgebenchError(f"reference cache {ref_dir}: chunk {i} holds {shape[0]} "
+                                 f"scored positions, expected {n}")
+        vocab = shape[1]
+    done = 0
+    it = iter(blocks)
     try:
-        return q.decode_logprobs(np.load(ref_dir / f"chunk{i}.lp.npy"))
-    except ValueError as e:
-        raise EdgebenchError(f"reference cache {ref_dir}: {e}") from e
+        while True:
+            if clock is None:
+                logits = next(it, None)
+            else:
+                with clock():
+                    logits = next(it, None)
+            if logits is None:
+                break
+            rows = np.shape(logits)[0]
+            if done + rows > n:
+                raise EdgebenchError(f"runtime gave logits for more than the {n} scored "
+                                     "positions")
+            lp = q.log_softmax(logits)
+            del logits
+            at = slice(done, done + rows)
+            nll.append(-lp[np.arange(rows), targets[at]].astype(np.float64))
+            if write:
+                if f is None:  # the header np.save writes, then the rows as they come
+                    ref_dir.mkdir(parents=True, exist_ok=True)
+                    f = open(tmp, "wb")  # noqa: SIM115 - closed in the finally below
+                    np.lib.format.write_array_header_1_0(f, {
+                        "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint16)),
+                        "fortran_order": False, "shape": (n, lp.shape[1])})
+                block_codes = q.encode_logprobs(lp)
+                f.write(block_codes.tobytes())
+                ref = q.decode_logprobs(block_codes)
+                del block_codes
+                floor.append(q.kl_divergence(ref, lp))
+            else:
+                if lp.shape[1] != vocab:
+                    raise EdgebenchError(f"reference cache {ref_dir}: {vocab} logits a "
+                                         f"position, the runtime gave {lp.shape[1]}")
+                block_codes = np.fromfile(f, dtype=np.uint16, count=rows * vocab)
+                if block_codes.size != rows * vocab:
+                    raise EdgebenchError(f"reference cache {ref_dir}: chunk {i} is truncated")
+                ref = q.decode_logprobs(block_codes.reshape(rows, vocab))
+                del block_codes
+            kld.append(q.kl_divergence(ref, lp))
+            top1.append(q.top1_matches(ref, lp))
+            del ref, lp
+            done += rows
+        if done != n:
+            raise EdgebenchError(f"runtime gave logits for {done} of the {n} scored positions")
+        if write:
+            f.close()
+            os.replace(tmp, lp_path)
+            _save(ref_dir / f"chunk{i}.floor.npy", np.concatenate(floor))
+    finally:
+        if f is not None:
+            f.close()
+        if write:
+            tmp.unlink(missing_ok=True)
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()  # a runner's stream frees its batch now, not when collected
+    score = ChunkScore(np.concatenate(nll), np.concatenate(kld), np.concatenate(top1))
+    if write:  # the NLLs last: reference_complete reads their presence as a whole chunk
+        _save(ref_dir / f"chunk{i}.nll.npy", score.nll)
+    return score
+
+
+def _logits_method(runner) -> str:
+    if isinstance(runner, ScoredLogits):
+        return getattr(runner, "SCORED_LOGITS_METHOD", None) or type(runner).LOGITS_METHOD
+    return type(runner).LOGITS_METHOD
 
 
 def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunRecord:
@@ -139,25 +278,27 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
             load = runner.load(run.artifact.path, run.device, run.threads, dict(run.options),
                                context_tokens=spec.n_ctx, logits_only=True,
                                **kv_cache_arg(run))
-            busy = 0.0  # seconds inside runner.logits only: scored_tok_s
-            for i, chunk in enumerate(spec.chunks):
-                ids = list(chunk)
+            busy = 0.0  # seconds inside the runtime's forward pass only: scored_tok_s
+
+            @contextlib.contextmanager
+            def timed():
+                nonlocal busy
                 with mem.off_the_clock():  # no sampler wake-ups inside the timed pass
                     t = time.perf_counter()
-                    logits = runner.logits(ids)
-                    busy += time.perf_counter() - t
-                if np.shape(logits)[0] != len(chunk):
-                    raise EdgebenchError(f"runtime gave logits for {np.shape(logits)[0]} of "
-                                         f"{len(chunk)} positions")
-                lp = q.scored_logprobs(logits, spec.n_ctx)
-                del logits
-                nll.append(q.chunk_nll(lp, ids))
-                ref = _reference_logprobs(ref_dir, i, lp, spec.write_reference)
-                if spec.write_reference:
-                    _save(ref_dir / f"chunk{i}.nll.npy", nll[-1])
-                kld.append(q.kl_divergence(ref, lp))
-                top1.append(q.top1_matches(ref, lp))
-                del ref, lp
+                    try:
+                        yield
+                    finally:
+                        busy += time.perf_counter() - t
+
+            for i, chunk in enumerate(spec.chunks):
+                ids = list(chunk)
+                # one block of scored positions at a time: neither the [n_ctx, vocab] logits
+                # (a runner with ScoredLogits) nor the chunk's log-probs are ever held
+                score = score_chunk(scored_blocks(runner, ids), ids, ref_dir, i,
+                                    spec.write_reference, clock=timed)
+                nll.append(score.nll)
+                kld.append(score.kld)
+                top1.append(score.top1)
         noise.stop()
         ppl = q.perplexity(np.concatenate(nll))
         div = q.divergence(np.concatenate(kld), np.concatenate(top1))
@@ -169,7 +310,7 @@ def measure_quality(run: PlannedRun, ctx: RunContext, spec: QualitySpec) -> RunR
                                            timings=load.measurement),
             threads_applied=load.threads_applied,
             runtime_settings=settings_json(load.options),
-            quality_method=f"full-vocabulary logits: {type(runner).LOGITS_METHOD}",
+            quality_method=f"full-vocabulary logits: {_logits_method(runner)}",
             tokens_scored=ppl.tokens, scored_tok_s=ppl.tokens / busy if busy else None,
             ppl=ppl.ppl, ppl_stderr=ppl.stderr,
             ppl_reference=reference_ppl(ref_dir, len(spec.chunks)).ppl,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -130,6 +130,22 @@ class AcceleratorMemory(Protocol):
         """The accelerator memory peak of this process since the runtime started (or since
         :meth:`Runner.load`, if the runner resets it there), in MB (2**20 bytes), and how it was
         read (e.g. ``"mlx.get_peak_memory"``); None when this load used no accelerator."""
+        ...
+
+
+@runtime_checkable
+class ScoredLogits(Protocol):
+    """Optional runner hook: a runner that can stream the logits of a chunk's scored positions
+    without holding every position's (a 4096-token chunk of a 262k-token vocabulary is 4.3 GB
+    of float32) defines this method; quality runs call it instead of :meth:`Runner.logits`.
+    Runners without it are scored from :meth:`Runner.logits`, sliced."""
+
+    def scored_logits(self, token_ids: list[int], first: int, last: int,
+                      block: int) -> Iterator[Any]:
+        """One forward pass over ``token_ids`` from an empty context (as :meth:`Runner.logits`),
+        yielding the full-vocabulary logits of positions ``[first, last)`` in order, as float32
+        ``[rows, vocab]`` arrays of at most ``block`` rows each; every array is the caller's
+        (a copy: valid after the next step). The forward pass advances as the caller iterates."""
         ...
 
 

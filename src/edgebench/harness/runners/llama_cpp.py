@@ -234,6 +234,16 @@ class LlamaCppRunner:
         self._llm.eval(list(token_ids))
         return np.array(self._llm.scores[:len(token_ids)], dtype=np.float32, copy=True)
 
+    SCORED_LOGITS_METHOD = ("llama.cpp logits of the scored positions only (llama_decode in "
+                            "n_batch pieces, llama_get_logits rows streamed in blocks)")
+
+    def scored_logits(self, token_ids, first: int, last: int, block: int):
+        """ScoredLogits hook: the rows of positions ``[first, last)`` in blocks, never the whole
+        chunk's logits (``runners/llama_cpp_logits``)."""
+        from edgebench.harness.runners.llama_cpp_logits import stream_scored_logits
+
+        return stream_scored_logits(_import(), self._llm, list(token_ids), first, last, block)
+
     def accelerator_peak_mb(self) -> tuple[float, str] | None:
         """GPU memory this process holds on a ``cuda`` run (NVML; ``harness.gpu_memory``)."""
         if not getattr(self, "_cuda", False):
