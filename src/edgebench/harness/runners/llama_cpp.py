@@ -12,6 +12,7 @@ from typing import Any
 from edgebench.errors import ConfigError, DeviceUnavailable, RunnerUnavailable
 from edgebench.harness.registry import FRAMEWORKS
 from edgebench.harness.runner import LoadInfo, RunnerInfo, TokenTimeline
+from edgebench.harness.runners.llama_cpp_logits import METHOD as SCORED_METHOD
 
 EXTRA = "llama-cpp"
 # Settings a suite may pass through to ``llama_cpp.Llama`` (others are refused by name).
@@ -24,20 +25,22 @@ KV_TYPES = {"f32": 0, "f16": 1, "bf16": 30, "q8_0": 8, "q4_0": 2, "q4_1": 3, "iq
 #: one line per KV cache llama.cpp allocates at context creation (llama_kv_cache's constructor;
 #: an iSWA model such as Gemma 3 has two: global and sliding-window), e.g. ``llama_kv_cache:
 #: size =   12.00 MiB (  4096 cells,   3 layers,  1/1 seqs), K (f16):    6.00 MiB, V (f16): ...``
-_KV_LINE = re.compile(r"llama_kv_cache: size =\s*([\d.]+) MiB \(\s*(\d+) cells,\s*(\d+) layers"
-                      r".*K \((\w+)\):.*V \((\w+)\):")
+_KV_LINE = re.compile(r"llama_kv_cache(?:_unified)?: size =\s*([\d.]+) MiB \(\s*(\d+) cells,"
+                      r"\s*(\d+) layers.*K \((\w+)\):.*V \((\w+)\):")
+#: older llama.cpp logs ``flash_attn = 1``/``0``, newer ``enabled``/``disabled``/``auto``
 _FLASH_LINE = re.compile(r"llama_context: flash_attn\s*=\s*(\w+)")
+_FLASH_ON, _FLASH_OFF = ("1", "enabled", "true"), ("0", "disabled", "false")
 _captured: list[str] | None = None  # llama.cpp's log lines while a context is being made
 _log_callback = None  # the installed ctypes callback: must outlive every llama.cpp call
 
 
 def _capture_log(lc) -> None:
-    """Install llama.cpp's (process-global) log callback: one that collects lines into
-    ``_captured`` while it is a list and passes every line on to llama-cpp-python's own
-    (``llama_cpp._logger.llama_log_callback``, which prints or not per ``verbose``). llama.cpp
-    calls it whatever ``verbose`` is: ``verbose=False`` only raises that logger's level and
-    redirects fds 1/2 around model loading. Set again on every load, in case another caller
-    replaced it."""
+    """Install llama.cpp's (process-global) log callback for one context creation: one that
+    collects lines into ``_captured`` while it is a list and passes every line on to
+    llama-cpp-python's own (``llama_cpp._logger.llama_log_callback``, which prints or not per
+    ``verbose``). llama.cpp calls it whatever ``verbose`` is: ``verbose=False`` only raises that
+    logger's level and redirects fds 1/2 around model loading. :func:`_restore_log` puts
+    llama-cpp-python's own back once the context exists."""
     global _log_callback
     if _log_callback is None:
         from llama_cpp import _logger
@@ -52,14 +55,22 @@ def _capture_log(lc) -> None:
     lc.llama_log_set(_log_callback, ctypes.c_void_p(0))
 
 
+def _restore_log(lc) -> None:
+    """Give llama.cpp back llama-cpp-python's own log callback (the one it sets at import)."""
+    from llama_cpp import _logger
+
+    lc.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
 def kv_from_log(lines: list[str]) -> dict[str, Any]:
     """What llama.cpp logged of its KV caches at context creation: the caches (MiB, cells,
     layers, K and V types), their total and whether flash attention is on."""
     caches = [{"mib": float(m[1]), "cells": int(m[2]), "layers": int(m[3]), "k": m[4],
                "v": m[5]} for m in (_KV_LINE.search(line) for line in lines) if m]
     flash = [m[1] for m in (_FLASH_LINE.search(line) for line in lines) if m]
+    state = flash[-1].lower() if flash else None
     return {"caches": caches, "mib": sum(c["mib"] for c in caches),
-            "flash_attn": flash[-1] == "enabled" if flash else None}
+            "flash_attn": True if state in _FLASH_ON else False if state in _FLASH_OFF else None}
 
 
 def _import():
@@ -160,6 +171,7 @@ class LlamaCppRunner:
             llm = lc.Llama(**args)
         finally:
             lines, _captured = _captured, None
+            _restore_log(lc)
         self._kv = kv_from_log(lines)
         return llm
 
@@ -234,8 +246,7 @@ class LlamaCppRunner:
         self._llm.eval(list(token_ids))
         return np.array(self._llm.scores[:len(token_ids)], dtype=np.float32, copy=True)
 
-    SCORED_LOGITS_METHOD = ("llama.cpp logits of the scored positions only (llama_decode in "
-                            "n_batch pieces, llama_get_logits rows streamed in blocks)")
+    SCORED_LOGITS_METHOD = SCORED_METHOD
 
     def scored_logits(self, token_ids, first: int, last: int, block: int):
         """ScoredLogits hook: the rows of positions ``[first, last)`` in blocks, never the whole

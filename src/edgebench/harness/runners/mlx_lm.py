@@ -91,7 +91,6 @@ class MlxLmRunner:
     def __init__(self) -> None:
         self._model = None
         self._stream = None
-        self._cache = None
         self._options: dict[str, Any] = {}
         self._kv_quant: dict[str, int] | None = None  # QuantizedKVCache(group_size, bits)
         self._cache = None  # the last generation's prompt cache (for kv_cache_mb)
@@ -190,6 +189,7 @@ class MlxLmRunner:
         options = dict(self._options)
         # the cache generate_step would make itself (make_prompt_cache), kept for kv_cache_mb;
         # at a depth it already holds the prefix, filled here, before the clock
+        self._cache = None  # the last generation's cache is freed before a new one is filled
         self._cache = (self._filled_cache(mx, list(prefix_ids)) if prefix_ids
                        else self._new_cache())
         options["prompt_cache"] = self._cache
