@@ -110,6 +110,13 @@ def test_unknown_architecture_is_refused_in_the_converters_words(tiny, tmp_path)
     # plan does not offer what cannot be made
     _, todo = prep.preparable(resolve_model(str(folder), tmp_path / "cache"), tmp_path / "cache")
     assert not any(t.format == "gguf" for t in todo)
+    # and a sweep's llama.cpp cell says why, in the same words
+    from edgebench import api
+    from edgebench.suites.spec import Suite
+
+    (run,) = api.plan(Suite(name="s", models=[str(folder)], precisions=["q4_k_m"]),
+                      tmp_path / "cache")
+    assert "it cannot be prepared: Model FooForCausalLM is not supported" in run.skip_reason
 
 
 @needs_both

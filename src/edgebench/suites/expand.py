@@ -258,9 +258,12 @@ def expand(suite: Suite, resolve: Callable[[str], ResolvedModel],
         elif artifact is None and (spec.artifact_format, c["precision"]) in model.preparable:
             prepare = f"{spec.artifact_format}:{c['precision']}"
         elif artifact is None:
+            from edgebench.harness.prepare import refusal
+
             have = ", ".join(f"{a.format}:{a.precision}" for a in model.artifacts) or "none"
+            why = refusal(model, spec.artifact_format)
             reason = (f"no {spec.artifact_format} {c['precision']} artifact of {model.name} "
-                      f"(available: {have})")
+                      f"(available: {have})" + (f"; it cannot be prepared: {why}" if why else ""))
         elif artifact.problem:
             reason = f"{artifact.path.name} {artifact.problem}: {spec.name} cannot load it"
         runs.append(PlannedRun(

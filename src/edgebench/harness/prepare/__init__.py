@@ -131,6 +131,18 @@ def preparable(model: ResolvedModel, cache_root: Path) -> tuple[list[Artifact], 
     return found, todo
 
 
+def refusal(model: ResolvedModel, fmt: str) -> str | None:
+    """Why ``fmt`` artifacts cannot be prepared from ``model``'s source (the recipe's own
+    reason, e.g. an architecture the converter does not know); None when they can, or when
+    the source or the recipe cannot be read here."""
+    from edgebench.errors import EdgebenchError
+
+    try:
+        return recipe(fmt).accepts(source_of(model))
+    except (EdgebenchError, KeyError):
+        return None
+
+
 def prepare(source: SourceModel, target: Target, cache_root: Path) -> Manifest:
     """The artifact for ``target``: from the cache, else built (dependencies first).
 
