@@ -105,3 +105,13 @@ def test_cli_kv_cache_flag(tiny_gguf, capsys):
     code, out, err = run_main(["plan", "--model", str(tiny_gguf), "--kv-cache", "u4"], capsys)
     assert code == 2 and "llama-cpp has no KV-cache type u4" in err
     assert "Traceback" not in err
+
+
+def test_options_that_set_the_kv_type_beside_the_axis_are_refused(tiny_gguf):
+    with pytest.raises(ConfigError, match=r"options\.llama-cpp\.type_k and kv_cache q8_0 both "
+                                          "set llama-cpp's KV-cache type: set it with kv_cache"):
+        _plan(tiny_gguf, kv_cache=["q8_0"], options={"llama-cpp": {"type_k": 8}})
+    # without an imposed type the option passes through as before
+    (run,) = _plan(tiny_gguf, options={"llama-cpp": {"type_k": 8}}, prompt_tokens=[8],
+                   new_tokens=[4])
+    assert run.skip_reason is None

@@ -267,6 +267,10 @@ def run_prompts(run: PlannedRun) -> list[list[int]]:
     return [list(p) for p in run.prompt_set_ids]
 
 
+def _prefill_ns(tl) -> float:
+    return tl.token_ns[0] - tl.t0_ns if tl.token_ns else float("inf")
+
+
 def tokens_per_generate(run: PlannedRun) -> float:
     """Prompt + new tokens of one timed ``generate``, on average: energy is read around each
     (a prompt file's prompts each have their own length, so ``j_per_token`` is the joules of
@@ -311,10 +315,12 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
                                context_tokens=run.context_tokens,
                                **kv_cache_arg(run))
             energy.idle()  # idle power with the model loaded; no meter: no delay
-            warm = None
+            warm = None  # the warm-up with the shortest prefill decides the energy resolution
             for _ in range(run.warmup):
                 for prompt in prompts:
-                    warm = runner.generate(prompt, run.new_tokens, **fill)
+                    tl = runner.generate(prompt, run.new_tokens, **fill)
+                    if warm is None or _prefill_ns(tl) < _prefill_ns(warm):
+                        warm = tl
             timelines = []
             before = telemetry.snapshot("before")  # frequency, temperature: off the clock
             energy.begin(warm)

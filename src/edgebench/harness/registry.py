@@ -54,6 +54,8 @@ class FrameworkSpec:
     #: own names; empty: the runtime exposes no choice (``no_kv_cache`` says why).
     kv_cache_types: tuple[str, ...] = ()
     no_kv_cache: str = "its API exposes no KV-cache type"
+    #: suite options that set the KV type themselves: refused beside an imposed ``kv_cache``
+    kv_cache_options: tuple[str, ...] = ()
 
 
 FRAMEWORKS: dict[str, FrameworkSpec] = {
@@ -76,6 +78,7 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             # attention, which the runner turns on for every imposed type alike)
             kv_cache_types=("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0",
                             "q5_1"),
+            kv_cache_options=("type_k", "type_v"),
         ),
         FrameworkSpec(
             name="ort-genai",
@@ -105,6 +108,8 @@ FRAMEWORKS: dict[str, FrameworkSpec] = {
             # bf16 and u3, but with paged attention on a CPU without bf16 both fail at load
             # (2026.4: "Check 'all_of(ov::element::f32, key_cache_type, value_cache_type)'")
             kv_cache_types=("f32", "f16", "u8", "u4"),
+            kv_cache_options=("KV_CACHE_PRECISION", "KEY_CACHE_PRECISION",
+                              "VALUE_CACHE_PRECISION"),
         ),
         FrameworkSpec(
             name="mlx",

@@ -303,6 +303,12 @@ def _check_kv_cache_types(suite: Suite) -> None:
         problems = [kv_cache_problem(FRAMEWORKS[f], kv) for f in sorted(frameworks)]
         if all(problems):
             raise ConfigError(f"{suite.source}: kv_cache {kv}: " + "; ".join(problems))
+        for f in sorted(frameworks):  # two ways of setting one thing: which would win is unclear
+            spec = FRAMEWORKS[f]
+            both = [k for k in spec.kv_cache_options if k in suite.options.get(f, {})]
+            if both and kv in spec.kv_cache_types:
+                raise ConfigError(f"{suite.source}: options.{f}.{both[0]} and kv_cache {kv} both "
+                                  f"set {f}'s KV-cache type: set it with kv_cache only")
 
 
 def _prompt_set(ref: str, model: ResolvedModel, files: dict, sets: dict,
