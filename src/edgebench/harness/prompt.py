@@ -215,15 +215,15 @@ def _llama_work(path: str, text: str | None, n_tokens: int | None) -> dict[str, 
     return facts
 
 
-def _llama_child(conn, path: str, text: str | None, n_tokens: int | None,
-                 stderr_path: str) -> None:
+def _llama_child(conn, work, args: tuple, stderr_path: str) -> None:
+    """In the child: ``work(*args)`` sent back, or its error, with llama.cpp's stderr kept."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
     os.environ["GGML_NO_BACKTRACE"] = "1"  # an abort would otherwise attach gdb for seconds
     fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 2)  # llama.cpp logs from C; keep it for the error message
     os.close(fd)
     try:
-        conn.send(("ok", _llama_work(path, text, n_tokens)))
+        conn.send(("ok", work(*args)))
     except Exception as e:
         conn.send(("error", f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"))
     conn.close()
@@ -246,6 +246,18 @@ def _llama_facts(path: Path, text: str | None = None,
         RunnerUnavailable: llama-cpp-python is not installed.
         ModelError: llama.cpp failed, crashed or hung on this file (named, with the cause).
     """
+    return in_llama_child(path, _llama_work, (str(path), text, n_tokens))
+
+
+def in_llama_child(path: Path, work, args: tuple, doing: str = "reading its vocabulary") -> Any:
+    """``work(*args)`` (a module-level function, as spawn pickles it) run in a child process,
+    so that an abort or a hang of llama.cpp on ``path`` cannot end this one; ``doing`` names
+    the work in the timeout's message.
+
+    Raises:
+        RunnerUnavailable: llama-cpp-python is not installed.
+        ModelError: llama.cpp failed, crashed or hung on this file (named, with the cause).
+    """
     if importlib.util.find_spec("llama_cpp") is None:
         from edgebench.harness.runners.llama_cpp import _import
 
@@ -255,7 +267,7 @@ def _llama_facts(path: Path, text: str | None = None,
     with tempfile.TemporaryDirectory(prefix="edgebench-tokenize-") as tmp:
         stderr_path = Path(tmp) / "stderr.log"
         proc = spawn.Process(target=_llama_child, daemon=True,
-                             args=(send, str(path), text, n_tokens, str(stderr_path)))
+                             args=(send, work, args, str(stderr_path)))
         proc.start()
         send.close()
         answer = None
@@ -274,7 +286,7 @@ def _llama_facts(path: Path, text: str | None = None,
             proc.kill()
             proc.join()
             if answer is None:
-                raise ModelError(f"{path}: llama.cpp did not finish reading its vocabulary in "
+                raise ModelError(f"{path}: llama.cpp did not finish {doing} in "
                                  f"{TOKENIZE_TIMEOUT_S:g} s")
         tail = _stderr_tail(stderr_path)
     if answer is None:

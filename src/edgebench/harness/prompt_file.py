@@ -14,14 +14,8 @@ loaded once for all the prompts, in a child process (see ``prompt._llama_facts``
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib.util
 import json
-import multiprocessing as mp
-import os
-import signal
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -215,19 +209,6 @@ def _batch_work(path: str, texts: list[str]) -> dict[str, Any]:
                                                         special=False)] for t in texts]}
 
 
-def _batch_child(conn, path: str, texts: list[str], stderr_path: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
-    os.environ["GGML_NO_BACKTRACE"] = "1"
-    fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(fd, 2)
-    os.close(fd)
-    try:
-        conn.send(("ok", _batch_work(path, texts)))
-    except Exception as e:
-        conn.send(("error", f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"))
-    conn.close()
-
-
 def _llama_batch(path: Path, texts: list[str]) -> dict[str, Any]:
     """``prompt._llama_facts`` for several texts at once: one child process, one vocabulary
     load (about a second for a 262k-token vocabulary), so a crash or hang of llama.cpp cannot
@@ -237,49 +218,7 @@ def _llama_batch(path: Path, texts: list[str]) -> dict[str, Any]:
         RunnerUnavailable: llama-cpp-python is not installed.
         ModelError: llama.cpp failed, crashed or hung on this file (named, with the cause).
     """
-    from edgebench.harness.prompt import TOKENIZE_TIMEOUT_S, _stderr_tail
+    from edgebench.harness.prompt import in_llama_child
 
-    if importlib.util.find_spec("llama_cpp") is None:
-        from edgebench.harness.runners.llama_cpp import _import
+    return in_llama_child(path, _batch_work, (str(path), texts), "tokenizing the prompts")
 
-        _import()  # raises RunnerUnavailable with the install hint
-    spawn = mp.get_context("spawn")
-    recv, send = spawn.Pipe(duplex=False)
-    with tempfile.TemporaryDirectory(prefix="edgebench-tokenize-") as tmp:
-        stderr_path = Path(tmp) / "stderr.log"
-        proc = spawn.Process(target=_batch_child, daemon=True,
-                             args=(send, str(path), texts, str(stderr_path)))
-        proc.start()
-        send.close()
-        answer = None
-        try:
-            if recv.poll(TOKENIZE_TIMEOUT_S):
-                with contextlib.suppress(EOFError):  # died while or before sending
-                    answer = recv.recv()
-        except KeyboardInterrupt:
-            proc.kill()
-            proc.join()
-            raise
-        finally:
-            recv.close()
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-            if answer is None:
-                raise ModelError(f"{path}: llama.cpp did not finish tokenizing the prompts in "
-                                 f"{TOKENIZE_TIMEOUT_S:g} s")
-        tail = _stderr_tail(stderr_path)
-    if answer is None:
-        code = proc.exitcode
-        try:
-            how = f"killed by {signal.Signals(-code).name}" if code and code < 0 \
-                else f"exit code {code}"
-        except ValueError:
-            how = f"killed by signal {-code}"
-        raise ModelError(f"{path}: llama.cpp crashed reading its vocabulary ({how})"
-                         + (f": {tail}" if tail else ""))
-    status, value = answer
-    if status != "ok":
-        raise ModelError(f"{path}: llama.cpp cannot read its vocabulary: {value}")
-    return value
