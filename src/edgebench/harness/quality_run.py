@@ -25,7 +25,6 @@ outside it.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -48,6 +47,14 @@ from edgebench.harness.measure import (
     settings_json,
     with_validity,
 )
+from edgebench.harness.reference_store import (  # noqa: F401  (reference_complete: API)
+    CodesReader,
+    CodesWriter,
+    reference_complete,
+    reference_floor,
+    reference_ppl,
+    save_npy,
+)
 from edgebench.harness.registry import load_runner
 from edgebench.harness.runner import ScoredLogits
 from edgebench.results import provenance
@@ -67,34 +74,6 @@ class QualitySpec:
     reference_label: str  # "framework:precision"
     reference_sha256: str  # the reference artifact's hash
     write_reference: bool = False
-
-
-_REFERENCE_FILES = ("lp", "floor", "nll")  # chunk{i}.<name>.npy; nll is written last
-
-
-def reference_complete(ref_dir: Path, n_chunks: int) -> bool:
-    """Whether the cached reference holds the first ``n_chunks`` chunks (log-probs, KLD floor
-    and NLLs)."""
-    return all((ref_dir / f"chunk{i}.{name}.npy").exists()
-               for i in range(n_chunks) for name in _REFERENCE_FILES)
-
-
-def reference_floor(ref_dir: Path, n_chunks: int) -> tuple[float, float]:
-    """Mean and 99th percentile of the KLD floor over the first ``n_chunks`` cached chunks."""
-    floor = np.concatenate([np.load(ref_dir / f"chunk{i}.floor.npy") for i in range(n_chunks)])
-    return float(floor.mean()), float(np.percentile(floor, 99))
-
-
-def reference_ppl(ref_dir: Path, n_chunks: int) -> q.Perplexity:
-    """The reference's perplexity over its first ``n_chunks`` cached chunks."""
-    return q.perplexity(np.concatenate([np.load(ref_dir / f"chunk{i}.nll.npy")
-                                        for i in range(n_chunks)]))
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
 
 
 def quality_identity(run: PlannedRun, spec: QualitySpec) -> dict:
@@ -158,31 +137,8 @@ def score_chunk(blocks: Iterator[np.ndarray], ids: list[int], ref_dir: Path, i: 
     n = last - first
     targets = np.asarray(ids[first + 1:last + 1])
     nll, kld, top1, floor = [], [], [], []
-    # the stored reference, read or written a block at a time through plain file I/O (a memory
-    # map's touched pages would count in the row's RSS: 1 GB for a 4096-token chunk)
-    lp_path = ref_dir / f"chunk{i}.lp.npy"
-    tmp = lp_path.with_name(f".{lp_path.name}.{os.getpid()}.tmp.npy")
-    f = None
-    if not write:
-        try:
-            f = open(lp_path, "rb")  # noqa: SIM115 - closed in the finally below
-            version = np.lib.format.read_magic(f)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read(f)
-        except (OSError, ValueError) as e:
-            if f is not None:
-                f.close()
-            raise EdgebenchError(f"reference cache {ref_dir}: {e}") from e
-        if dtype != np.uint16 or fortran or len(shape) != 2:
-            f.close()
-            raise EdgebenchError(f"reference cache {ref_dir}: reference log-probs are "
-                                 f"{dtype}, expected uint16 codes")
-        if shape[0] != n:
-            f.close()
-            raise EdgebenchError(f"reference cache {ref_dir}: chunk {i} holds {shape[0]} "
-                                 f"scored positions, expected {n}")
-        vocab = shape[1]
+    # the stored reference, read or written a block at a time (reference_store)
+    store = CodesWriter(ref_dir, i, n) if write else CodesReader(ref_dir, i, n)
     done = 0
     it = iter(blocks)
     try:
@@ -203,26 +159,13 @@ def score_chunk(blocks: Iterator[np.ndarray], ids: list[int], ref_dir: Path, i: 
             at = slice(done, done + rows)
             nll.append(-lp[np.arange(rows), targets[at]].astype(np.float64))
             if write:
-                if f is None:  # the header np.save writes, then the rows as they come
-                    ref_dir.mkdir(parents=True, exist_ok=True)
-                    f = open(tmp, "wb")  # noqa: SIM115 - closed in the finally below
-                    np.lib.format.write_array_header_1_0(f, {
-                        "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint16)),
-                        "fortran_order": False, "shape": (n, lp.shape[1])})
                 block_codes = q.encode_logprobs(lp)
-                f.write(block_codes.tobytes())
+                store.write(block_codes)
                 ref = q.decode_logprobs(block_codes)
                 del block_codes
                 floor.append(q.kl_divergence(ref, lp))
             else:
-                if lp.shape[1] != vocab:
-                    raise EdgebenchError(f"reference cache {ref_dir}: {vocab} logits a "
-                                         f"position, the runtime gave {lp.shape[1]}")
-                block_codes = np.fromfile(f, dtype=np.uint16, count=rows * vocab)
-                if block_codes.size != rows * vocab:
-                    raise EdgebenchError(f"reference cache {ref_dir}: chunk {i} is truncated")
-                ref = q.decode_logprobs(block_codes.reshape(rows, vocab))
-                del block_codes
+                ref = q.decode_logprobs(store.read(rows, lp.shape[1]))
             kld.append(q.kl_divergence(ref, lp))
             top1.append(q.top1_matches(ref, lp))
             del ref, lp
@@ -230,20 +173,16 @@ def score_chunk(blocks: Iterator[np.ndarray], ids: list[int], ref_dir: Path, i: 
         if done != n:
             raise EdgebenchError(f"runtime gave logits for {done} of the {n} scored positions")
         if write:
-            f.close()
-            os.replace(tmp, lp_path)
-            _save(ref_dir / f"chunk{i}.floor.npy", np.concatenate(floor))
+            store.commit()
+            save_npy(ref_dir / f"chunk{i}.floor.npy", np.concatenate(floor))
     finally:
-        if f is not None:
-            f.close()
-        if write:
-            tmp.unlink(missing_ok=True)
+        store.close()
         close = getattr(it, "close", None)
         if close is not None:
             close()  # a runner's stream frees its batch now, not when collected
     score = ChunkScore(np.concatenate(nll), np.concatenate(kld), np.concatenate(top1))
     if write:  # the NLLs last: reference_complete reads their presence as a whole chunk
-        _save(ref_dir / f"chunk{i}.nll.npy", score.nll)
+        save_npy(ref_dir / f"chunk{i}.nll.npy", score.nll)
     return score
 
 
