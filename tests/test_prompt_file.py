@@ -16,7 +16,8 @@ from edgebench import api
 from edgebench.errors import ConfigError, ModelError
 from edgebench.harness import prompt_file as pf
 from edgebench.harness.device import fingerprint
-from edgebench.harness.measure import RunContext, measure, tokens_per_generate
+from edgebench.harness.measure import RunContext, measure
+from edgebench.harness.run_inputs import tokens_per_generate
 from edgebench.models.registry import Artifact
 from edgebench.suites.expand import PlannedRun
 from edgebench.suites.spec import Suite

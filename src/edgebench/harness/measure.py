@@ -15,13 +15,20 @@ from datetime import datetime, timezone
 import psutil
 
 from edgebench import __version__
-from edgebench.errors import ConfigError, DeviceUnavailable, EdgebenchError, RunnerUnavailable
+from edgebench.errors import DeviceUnavailable, EdgebenchError, RunnerUnavailable
 from edgebench.harness import busy, memory, metrics, telemetry
 from edgebench.harness.device import Fingerprint
 from edgebench.harness.energy.recorder import EnergyRecorder
 from edgebench.harness.prepare.manifest import NOMINAL_BITS, precision_class
 from edgebench.harness.prompt import ids_sha256
 from edgebench.harness.registry import load_runner
+from edgebench.harness.run_inputs import (
+    context_fill,
+    kv_cache_arg,
+    prefill_ns,
+    run_prompts,
+    tokens_per_generate,
+)
 from edgebench.harness.runner import AcceleratorMemory, GraphPlacement, KvCacheSize, RemoteProfile
 from edgebench.results.schema import SCHEMA_VERSION, RunRecord
 from edgebench.suites.expand import PlannedRun
@@ -152,12 +159,6 @@ def kv_cache_size(runner) -> dict:
     return {"kv_cache_mb": float(got[0]), "kv_cache_method": got[1]}
 
 
-def kv_cache_arg(run: PlannedRun) -> dict:
-    """The keyword that imposes the run's KV-cache type on the runner's load: empty when the
-    run keeps the runtime's default, so the call is exactly the one of before."""
-    return {"kv_cache": run.kv_cache} if run.kv_cache else {}
-
-
 def graph_placement(runner) -> dict:
     """``accel_nodes`` and ``cpu_nodes`` from the runner's optional ``graph_placement()`` hook
     (:class:`~edgebench.harness.runner.GraphPlacement`); empty without it or when it fails."""
@@ -234,52 +235,6 @@ def close_quietly(runner) -> None:
             pass
 
 
-def context_fill(run: PlannedRun) -> dict:
-    """The keyword that has the runner fill the KV cache with ``run.prefix_ids`` (untimed)
-    before the timed prompt: empty at depth 0, so the call is exactly the one of before.
-
-    Raises:
-        ConfigError: the run carries a prefix of another length than its depth.
-    """
-    if len(run.prefix_ids) != run.depth:
-        raise ConfigError(f"run has {len(run.prefix_ids)} depth IDs, expected {run.depth}")
-    return {"prefix_ids": list(run.prefix_ids)} if run.depth else {}
-
-
-def run_prompts(run: PlannedRun) -> list[list[int]]:
-    """The prompts every warm-up and repetition runs, in order: the run's one prompt of
-    ``prompt_tokens`` IDs, or each prompt of its prompt file (``prompt_set_ids``, file order).
-
-    Raises:
-        ConfigError: the run's IDs do not match its planned lengths.
-    """
-    if not run.prompt_set_ids:
-        if not run.prompt_ids or len(run.prompt_ids) != run.prompt_tokens:
-            raise ConfigError(f"run has {len(run.prompt_ids)} prompt IDs, "
-                              f"expected {run.prompt_tokens}")
-        return [list(run.prompt_ids)]
-    lengths = [len(p) for p in run.prompt_set_ids]
-    if not all(lengths):
-        raise ConfigError(f"prompt {lengths.index(0) + 1} of {run.prompt_file} has no IDs")
-    if round(sum(lengths) / len(lengths)) != run.prompt_tokens:
-        raise ConfigError(f"run has prompts of {sum(lengths) / len(lengths):g} IDs on average, "
-                          f"expected {run.prompt_tokens}")
-    return [list(p) for p in run.prompt_set_ids]
-
-
-def _prefill_ns(tl) -> float:
-    return tl.token_ns[0] - tl.t0_ns if tl.token_ns else float("inf")
-
-
-def tokens_per_generate(run: PlannedRun) -> float:
-    """Prompt + new tokens of one timed ``generate``, on average: energy is read around each
-    (a prompt file's prompts each have their own length, so ``j_per_token`` is the joules of
-    all samples over all their tokens)."""
-    if not run.prompt_set_ids:
-        return run.prompt_tokens + run.new_tokens
-    return sum(len(p) for p in run.prompt_set_ids) / len(run.prompt_set_ids) + run.new_tokens
-
-
 def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
     """Measure ``run`` in this process and return its row (never raises for runtime failures).
 
@@ -319,7 +274,7 @@ def measure(run: PlannedRun, ctx: RunContext) -> RunRecord:
             for _ in range(run.warmup):
                 for prompt in prompts:
                     tl = runner.generate(prompt, run.new_tokens, **fill)
-                    if warm is None or _prefill_ns(tl) < _prefill_ns(warm):
+                    if warm is None or prefill_ns(tl) < prefill_ns(warm):
                         warm = tl
             timelines = []
             before = telemetry.snapshot("before")  # frequency, temperature: off the clock

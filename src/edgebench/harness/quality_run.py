@@ -41,7 +41,6 @@ from edgebench.harness.measure import (
     RunContext,
     close_quietly,
     failed_row,
-    kv_cache_arg,
     now,
     record_for,
     settings_json,
@@ -56,6 +55,7 @@ from edgebench.harness.reference_store import (  # noqa: F401  (reference_comple
     save_npy,
 )
 from edgebench.harness.registry import load_runner
+from edgebench.harness.run_inputs import kv_cache_arg
 from edgebench.harness.runner import ScoredLogits
 from edgebench.results import provenance
 from edgebench.results.schema import RunRecord, run_key

@@ -24,15 +24,14 @@ from edgebench.harness.measure import (
     RunContext,
     _with_metrics,
     close_quietly,
-    context_fill,
     failed_row,
-    kv_cache_arg,
     now,
     record_for,
     settings_json,
     with_validity,
 )
 from edgebench.harness.registry import load_runner
+from edgebench.harness.run_inputs import context_fill, kv_cache_arg
 from edgebench.harness.sustain import summarize
 from edgebench.results.schema import RunRecord
 from edgebench.suites.expand import PlannedRun
