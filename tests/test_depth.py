@@ -26,7 +26,8 @@ from edgebench.results.schema import (
     SCHEMA_VERSION,
     UPGRADABLE_VERSIONS,
 )
-from edgebench.suites.expand import PlannedRun, context_problem, expand
+from edgebench.suites.expand import PlannedRun, expand
+from edgebench.suites.limits import context_problem
 from edgebench.suites.spec import MAX_TOKENS, Suite
 
 CTX = RunContext("sess", fingerprint())
