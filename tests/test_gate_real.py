@@ -2,7 +2,8 @@
 
 Two sessions of the same code on the same machine are the null case: no metric may be
 `regressed` (unless the harness flagged the run machine-busy: other people's work on a shared
-machine, which the gate names on the run). The test prints every verdict, so an
+machine, which the gate names on the run); a pair that regresses gets a second pair, as a
+shared VM's speed can drift between sessions. The test prints every verdict, so an
 all-inconclusive gate (a noisy machine, too few repetitions) is visible in the output rather
 than passing silently.
 """
@@ -18,8 +19,7 @@ from conftest import needs_llama, run_main
 pytestmark = [needs_llama, pytest.mark.llama_cpp]
 
 
-def test_two_runs_of_one_build_do_not_regress(tmp_path, capsys):
-    store = str(tmp_path / "gate-store")
+def _gate_two_runs(store: str, capsys) -> tuple[int, dict]:
     for _ in range(2):
         code, _, err = run_main(["run", "--store", store, "--repetitions", "5",
                                  "--new-tokens", "32", "--quiet", "--format", "csv"], capsys)
@@ -38,13 +38,27 @@ def test_two_runs_of_one_build_do_not_regress(tmp_path, capsys):
                   f"p={f['p_value']}  {f['reason']}")
         for note in data["notes"]:
             print(f"  note: {note}")
-    verdicts = {f["verdict"] for f in data["findings"]}
-    assert verdicts, "the gate compared nothing"
-    assert "missing" not in verdicts
-    # the one excuse for a regression between two runs of one build: the harness saw other
-    # work on the machine (machine-busy), which the gate names on the run; anything else fails
-    unexplained = [f for f in data["findings"] if f["verdict"] == "regressed"
-                   and not any("machine busy" in w for w in f["warnings"])]
-    assert not unexplained, unexplained
+    return code, data
+
+
+def _unexplained(data: dict) -> list[dict]:
+    """Regressions the harness did not explain: the one excuse between two runs of one build
+    is other work on the machine (machine-busy), which the gate names on the run."""
+    return [f for f in data["findings"] if f["verdict"] == "regressed"
+            and not any("machine busy" in w for w in f["warnings"])]
+
+
+def test_two_runs_of_one_build_do_not_regress(tmp_path, capsys):
+    # a shared VM's speed can drift more than the 5 % limit between two sessions minutes apart
+    # without any process the busy probe sees (seen once in CI: decode 55.7 -> 52.0 tok/s); a
+    # regression of the build itself repeats, so the null case gets a second pair before failing
+    for attempt in range(2):
+        code, data = _gate_two_runs(str(tmp_path / f"gate-store-{attempt}"), capsys)
+        verdicts = {f["verdict"] for f in data["findings"]}
+        assert verdicts, "the gate compared nothing"
+        assert "missing" not in verdicts
+        if not _unexplained(data):
+            break
+    assert not _unexplained(data), _unexplained(data)
     assert code == 0 or all(any("machine busy" in w for w in f["warnings"])
                             for f in data["findings"] if f["verdict"] == "regressed")
