@@ -144,33 +144,30 @@ def accelerator_memory(runner) -> dict:
     return {"accel_peak_mb": float(mb), "accel_memory_method": method}
 
 
+def _hook(runner, protocol, call):
+    """What the runner's optional ``protocol`` hook returns (``call(runner)``); None without
+    the hook, when it returns None, or when it fails (a hook never fails the run)."""
+    if not isinstance(runner, protocol):
+        return None
+    try:
+        return call(runner)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def kv_cache_size(runner) -> dict:
     """``kv_cache_mb`` and ``kv_cache_method`` from the runner's optional ``kv_cache_mb()``
     hook (:class:`~edgebench.harness.runner.KvCacheSize`); empty without it or when it
     fails."""
-    if not isinstance(runner, KvCacheSize):
-        return {}
-    try:
-        got = runner.kv_cache_mb()
-    except Exception:  # noqa: BLE001
-        return {}
-    if got is None:
-        return {}
-    return {"kv_cache_mb": float(got[0]), "kv_cache_method": got[1]}
+    got = _hook(runner, KvCacheSize, lambda r: r.kv_cache_mb())
+    return {} if got is None else {"kv_cache_mb": float(got[0]), "kv_cache_method": got[1]}
 
 
 def graph_placement(runner) -> dict:
     """``accel_nodes`` and ``cpu_nodes`` from the runner's optional ``graph_placement()`` hook
     (:class:`~edgebench.harness.runner.GraphPlacement`); empty without it or when it fails."""
-    if not isinstance(runner, GraphPlacement):
-        return {}
-    try:
-        got = runner.graph_placement()
-    except Exception:  # noqa: BLE001
-        return {}
-    if got is None:
-        return {}
-    return {"accel_nodes": int(got[0]), "cpu_nodes": int(got[1])}
+    got = _hook(runner, GraphPlacement, lambda r: r.graph_placement())
+    return {} if got is None else {"accel_nodes": int(got[0]), "cpu_nodes": int(got[1])}
 
 
 def with_validity(rec: RunRecord, peak: memory.PeakMemory, sampler: memory.RssSampler,
